@@ -1,0 +1,245 @@
+package session
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// memoryShards is the number of independently locked parts of a
+// MemoryStore. It is a power of two so that a shard is picked with a mask.
+const memoryShards = 64
+
+// MemoryOptions configures a [MemoryStore]. The zero value is ready to use.
+type MemoryOptions struct {
+	// CleanupInterval is how often a background goroutine removes expired
+	// records. Expired records are never returned either way; cleanup only
+	// frees their memory. The default is one minute; a negative value
+	// disables the goroutine.
+	CleanupInterval time.Duration
+
+	// MaxSessions caps the number of records. When the store is full, Set
+	// of a new id first drops expired records and then, if still full,
+	// returns ErrStoreFull; existing records are never evicted to make
+	// room. The default, 0, is no limit.
+	MaxSessions int
+}
+
+// MemoryStore is a [Store] that keeps records in process memory. It suits
+// development, tests and single-process deployments: records are lost when
+// the process exits and are not shared between processes.
+//
+// It is safe for concurrent use; its locks are sharded by id so that
+// unrelated sessions do not contend.
+type MemoryStore struct {
+	seed   maphash.Seed
+	shards [memoryShards]memoryShard
+	count  atomic.Int64
+	max    int64
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+type memoryShard struct {
+	mu      sync.RWMutex
+	records map[string]Record
+}
+
+// NewMemoryStore returns a MemoryStore configured by opts. Unless cleanup
+// is disabled it starts a goroutine that stops on Close.
+func NewMemoryStore(opts MemoryOptions) *MemoryStore {
+	m := &MemoryStore{seed: maphash.MakeSeed(), max: int64(opts.MaxSessions)}
+	for i := range m.shards {
+		m.shards[i].records = make(map[string]Record)
+	}
+	interval := opts.CleanupInterval
+	if interval == 0 {
+		interval = time.Minute
+	}
+	if interval > 0 {
+		m.stop = make(chan struct{})
+		m.done = make(chan struct{})
+		go m.janitor(interval)
+	}
+	return m
+}
+
+func (m *MemoryStore) shard(id string) *memoryShard {
+	return &m.shards[maphash.String(m.seed, id)&(memoryShards-1)]
+}
+
+// Get implements [Store].
+func (m *MemoryStore) Get(ctx context.Context, id string) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	s := m.shard(id)
+	s.mu.RLock()
+	rec, ok := s.records[id]
+	s.mu.RUnlock()
+	if !ok || !rec.Expires.After(time.Now()) {
+		return Record{}, ErrNotFound
+	}
+	rec.Data = clone(rec.Data)
+	return rec, nil
+}
+
+// Set implements [Store].
+func (m *MemoryStore) Set(ctx context.Context, id string, rec Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	if !rec.Expires.After(now) {
+		return m.Destroy(ctx, id)
+	}
+	rec.Data = clone(rec.Data)
+	s := m.shard(id)
+	s.mu.Lock()
+	_, exists := s.records[id]
+	if !exists && !m.reserve() {
+		// Full: free what has expired (which needs every shard's lock,
+		// including this one) and try once more.
+		s.mu.Unlock()
+		m.deleteExpired(now)
+		s.mu.Lock()
+		_, exists = s.records[id]
+		if !exists && !m.reserve() {
+			s.mu.Unlock()
+			return ErrStoreFull
+		}
+	}
+	s.records[id] = rec
+	s.mu.Unlock()
+	return nil
+}
+
+// reserve counts one more record, or reports false when that would exceed
+// MaxSessions. Reserving before inserting keeps concurrent Sets from
+// overshooting the limit.
+func (m *MemoryStore) reserve() bool {
+	if m.count.Add(1) > m.max && m.max > 0 {
+		m.count.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Destroy implements [Store].
+func (m *MemoryStore) Destroy(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s := m.shard(id)
+	s.mu.Lock()
+	if _, ok := s.records[id]; ok {
+		delete(s.records, id)
+		m.count.Add(-1)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Touch implements [Store].
+func (m *MemoryStore) Touch(ctx context.Context, id string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s := m.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.records[id]
+	if !ok || !rec.Expires.After(time.Now()) {
+		return ErrNotFound
+	}
+	rec.Expires = expires
+	s.records[id] = rec
+	return nil
+}
+
+// Count implements [Counter].
+func (m *MemoryStore) Count(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	var n int64
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.RLock()
+		for _, rec := range s.records {
+			if rec.Expires.After(now) {
+				n++
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return n, nil
+}
+
+// DeleteExpired implements [Cleaner].
+func (m *MemoryStore) DeleteExpired(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return m.deleteExpired(time.Now()), nil
+}
+
+func (m *MemoryStore) deleteExpired(now time.Time) int64 {
+	var n int64
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for id, rec := range s.records {
+			if !rec.Expires.After(now) {
+				delete(s.records, id)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	m.count.Add(-n)
+	return n
+}
+
+// Ping implements [Pinger]; a MemoryStore is always reachable.
+func (m *MemoryStore) Ping(ctx context.Context) error { return ctx.Err() }
+
+// Close stops the cleanup goroutine and waits for it to return. Records
+// stay readable after Close. Calling Close again is a no-op.
+func (m *MemoryStore) Close() error {
+	m.closeOnce.Do(func() {
+		if m.stop != nil {
+			close(m.stop)
+			<-m.done
+		}
+	})
+	return nil
+}
+
+func (m *MemoryStore) janitor(interval time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.deleteExpired(now)
+		}
+	}
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}

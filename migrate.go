@@ -1,0 +1,160 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sessionkit/session/migrations"
+)
+
+// TxBeginner is what [Migrate] needs of a database handle: a
+// *pgxpool.Pool, a *pgx.Conn and a pgx.Tx all have it.
+type TxBeginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Migration is one numbered schema change from the migrations directory.
+type Migration struct {
+	Version int
+	Name    string
+	Up      string
+	Down    string
+}
+
+// Migrations returns the embedded migrations in order, written for table
+// (the default, "", is "sessions").
+func Migrations(table string) ([]Migration, error) {
+	table, err := checkTable(table)
+	if err != nil {
+		return nil, err
+	}
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	byVersion := map[int]*Migration{}
+	for _, f := range files {
+		base, dir, ok := strings.Cut(strings.TrimSuffix(f, ".sql"), ".")
+		num, name, ok2 := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || !ok2 || err != nil || (dir != "up" && dir != "down") {
+			return nil, fmt.Errorf("session: migration file %q is not NNNN_name.up.sql or .down.sql", f)
+		}
+		body, err := fs.ReadFile(migrations.FS, f)
+		if err != nil {
+			return nil, err
+		}
+		m := byVersion[v]
+		if m == nil {
+			m = &Migration{Version: v, Name: name}
+			byVersion[v] = m
+		}
+		sql := renameTable(string(body), table)
+		if dir == "up" {
+			m.Up = sql
+		} else {
+			m.Down = sql
+		}
+	}
+	out := make([]Migration, 0, len(byVersion))
+	for _, m := range byVersion {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// sessionsIdent matches the default table name and the names derived from
+// it (sessions_expires_idx) as whole words.
+var sessionsIdent = regexp.MustCompile(`\bsessions(_[a-z0-9_]+)?\b`)
+
+func renameTable(sql, table string) string {
+	if table == "sessions" {
+		return sql
+	}
+	// Derived names (indexes) take the table's unqualified name, so two
+	// tables in one schema never collide on an index name.
+	schema, bare := "", table
+	if i := strings.IndexByte(table, '.'); i >= 0 {
+		schema, bare = table[:i+1], table[i+1:]
+	}
+	return sessionsIdent.ReplaceAllStringFunc(sql, func(m string) string {
+		if m == "sessions" {
+			return schema + bare
+		}
+		return bare + strings.TrimPrefix(m, "sessions")
+	})
+}
+
+// Migrate brings the session table (the default, "", is "sessions") up to
+// the newest schema. It is idempotent, and safe when several processes
+// start at once: everything happens in one transaction holding a
+// transaction-level advisory lock, so it also works through a transaction
+// pooler such as PgBouncer. Applied versions are recorded in
+// <table>_schema_migrations.
+func Migrate(ctx context.Context, db TxBeginner, table string) error {
+	ms, err := Migrations(table)
+	if err != nil {
+		return err
+	}
+	table, _ = checkTable(table)
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("session: migrate: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	steps := []string{
+		`SELECT pg_advisory_xact_lock(hashtext('sessionkit/session migrate ` + table + `'))`,
+		`CREATE TABLE IF NOT EXISTS ` + table + `_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+	}
+	for _, q := range steps {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("session: migrate %s: %w", table, err)
+		}
+	}
+	applied := map[int]bool{}
+	rows, err := tx.Query(ctx, `SELECT version FROM `+table+`_schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("session: migrate %s: %w", table, err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("session: migrate %s: %w", table, err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("session: migrate %s: %w", table, err)
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		// No arguments: pgx sends this over the simple protocol, which
+		// allows several statements in one file.
+		if _, err := tx.Exec(ctx, m.Up); err != nil {
+			return fmt.Errorf("session: migration %04d_%s on %s: %w", m.Version, m.Name, table, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+`_schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fmt.Errorf("session: migrate %s: %w", table, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("session: migrate %s: %w", table, err)
+	}
+	return nil
+}
+
+// Migrate applies the migrations to the store's table; see [Migrate].
+func (s *PostgresStore) Migrate(ctx context.Context) error {
+	return Migrate(ctx, s.pool, s.table)
+}

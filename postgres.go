@@ -1,0 +1,279 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PostgresOptions configures a [PostgresStore]. The zero value is ready to
+// use.
+type PostgresOptions struct {
+	// Table is the table that holds sessions, optionally schema-qualified
+	// ("auth.sessions"). Each part must be a lower-case SQL identifier. The
+	// default is "sessions".
+	Table string
+
+	// CleanupInterval is how often a background goroutine deletes expired
+	// rows. Expired rows are never returned either way; cleanup only frees
+	// space. The default is five minutes; a negative value disables the
+	// goroutine (call DeleteExpired yourself, or run sessionctl purge).
+	CleanupInterval time.Duration
+
+	// CleanupBatchSize is how many rows one DELETE removes. Cleanup runs
+	// batch after batch, each its own short statement, so deleting a
+	// million rows never holds long locks. The default is 5000.
+	CleanupBatchSize int
+
+	// Logger receives cleanup failures. The default is slog.Default().
+	Logger *slog.Logger
+}
+
+// PostgresStore is a [Store] on PostgreSQL through a [pgxpool.Pool].
+//
+// Its table is created by [Migrate]. Each method is one statement, so it
+// works through a transaction pooler (PgBouncer in transaction mode,
+// Supabase's pooler) as long as the pool does not rely on named prepared
+// statements surviving between transactions: set
+// default_query_exec_mode=exec (or simple_protocol) in the pool's URL or
+// config for such a pooler. Migrate needs no session state either.
+type PostgresStore struct {
+	pool      *pgxpool.Pool
+	ownsPool  bool
+	table     string
+	batch     int
+	logger    *slog.Logger
+	qGet      string
+	qSet      string
+	qDestroy  string
+	qTouch    string
+	qCount    string
+	qCleanup  string
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var tableName = regexp.MustCompile(`^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$`)
+
+func checkTable(table string) (string, error) {
+	if table == "" {
+		return "sessions", nil
+	}
+	if !tableName.MatchString(table) {
+		return "", fmt.Errorf("session: table name %q: want a lower-case SQL identifier, optionally schema-qualified", table)
+	}
+	return table, nil
+}
+
+// NewPostgresStore returns a PostgresStore on pool. It does not create the
+// table: call [Migrate] first. Unless cleanup is disabled it starts a
+// goroutine that stops on Close. The caller keeps ownership of pool.
+func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore, error) {
+	if pool == nil {
+		return nil, errors.New("session: NewPostgresStore: pool is nil")
+	}
+	table, err := checkTable(opts.Table)
+	if err != nil {
+		return nil, err
+	}
+	if opts.CleanupBatchSize <= 0 {
+		opts.CleanupBatchSize = 5000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &PostgresStore{
+		pool:     pool,
+		table:    table,
+		batch:    opts.CleanupBatchSize,
+		logger:   opts.Logger,
+		qGet:     `SELECT data, expires FROM ` + table + ` WHERE id = $1 AND expires > now()`,
+		qSet:     `INSERT INTO ` + table + ` (id, data, expires) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, updated_at = now()`,
+		qDestroy: `DELETE FROM ` + table + ` WHERE id = $1`,
+		qTouch:   `UPDATE ` + table + ` SET expires = $2 WHERE id = $1 AND expires > now()`,
+		qCount:   `SELECT count(*) FROM ` + table + ` WHERE expires > now()`,
+		qCleanup: `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+	}
+	interval := opts.CleanupInterval
+	if interval == 0 {
+		interval = 5 * time.Minute
+	}
+	if interval > 0 {
+		s.stop = make(chan struct{})
+		s.done = make(chan struct{})
+		go s.cleanupLoop(interval)
+	}
+	return s, nil
+}
+
+// OpenPostgres creates a pool for the database at url and returns a store
+// that owns it: Close closes the pool. It does not contact the server or
+// create the table; use Ping and Migrate.
+func OpenPostgres(url string, opts PostgresOptions) (*PostgresStore, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("session: malformed Postgres URL %s", RedactURL(url))
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("session: postgres %s: %w", RedactURL(url), err)
+	}
+	s, err := NewPostgresStore(pool, opts)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.ownsPool = true
+	return s, nil
+}
+
+// Pool returns the pool the store uses.
+func (s *PostgresStore) Pool() *pgxpool.Pool { return s.pool }
+
+// Table returns the name of the table the store uses.
+func (s *PostgresStore) Table() string { return s.table }
+
+// Get implements [Store].
+func (s *PostgresStore) Get(ctx context.Context, id string) (Record, error) {
+	var rec Record
+	err := s.pool.QueryRow(ctx, s.qGet, id).Scan(&rec.Data, &rec.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("session: postgres get: %w", err)
+	}
+	if rec.Data == nil {
+		rec.Data = []byte{}
+	}
+	return rec, nil
+}
+
+// Set implements [Store] with one upsert.
+func (s *PostgresStore) Set(ctx context.Context, id string, rec Record) error {
+	if !rec.Expires.After(time.Now()) {
+		return s.Destroy(ctx, id)
+	}
+	data := rec.Data
+	if data == nil {
+		data = []byte{}
+	}
+	if _, err := s.pool.Exec(ctx, s.qSet, id, data, rec.Expires); err != nil {
+		return fmt.Errorf("session: postgres set: %w", err)
+	}
+	return nil
+}
+
+// Destroy implements [Store].
+func (s *PostgresStore) Destroy(ctx context.Context, id string) error {
+	if _, err := s.pool.Exec(ctx, s.qDestroy, id); err != nil {
+		return fmt.Errorf("session: postgres destroy: %w", err)
+	}
+	return nil
+}
+
+// Touch implements [Store] with one UPDATE of the expires column only.
+func (s *PostgresStore) Touch(ctx context.Context, id string, expires time.Time) error {
+	tag, err := s.pool.Exec(ctx, s.qTouch, id, expires)
+	if err != nil {
+		return fmt.Errorf("session: postgres touch: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Count implements [Counter].
+func (s *PostgresStore) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, s.qCount).Scan(&n); err != nil {
+		return 0, fmt.Errorf("session: postgres count: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteExpired implements [Cleaner]. It deletes in batches of
+// CleanupBatchSize rows, each a statement of its own, until none is left
+// or ctx ends.
+func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
+	return s.DeleteExpiredProgress(ctx, nil)
+}
+
+// DeleteExpiredProgress is DeleteExpired that calls progress with the
+// running total after each batch, for an operator watching a large purge.
+func (s *PostgresStore) DeleteExpiredProgress(ctx context.Context, progress func(deleted int64)) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, s.qCleanup, s.batch)
+		if err != nil {
+			return total, fmt.Errorf("session: postgres cleanup: %w", err)
+		}
+		n := tag.RowsAffected()
+		total += n
+		if progress != nil && n > 0 {
+			progress(total)
+		}
+		if n < int64(s.batch) {
+			return total, nil
+		}
+	}
+}
+
+// Ping implements [Pinger].
+func (s *PostgresStore) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("session: postgres ping: %w", err)
+	}
+	return nil
+}
+
+// Close stops the cleanup goroutine, waiting for a batch in progress, and
+// closes the pool if the store opened it ([OpenPostgres]). Calling it
+// again is a no-op.
+func (s *PostgresStore) Close() error {
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+		}
+		if s.ownsPool {
+			s.pool.Close()
+		}
+	})
+	return nil
+}
+
+func (s *PostgresStore) cleanupLoop(interval time.Duration) {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Close cancels a cleanup in progress instead of waiting for it.
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if n, err := s.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("session: cleanup of expired sessions failed", "table", s.table, "deleted", n, "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configures a [RedisStore]. The zero value is ready to use.
+type RedisOptions struct {
+	// Prefix is prepended to every id to form the Redis key, so that
+	// sessions can share a database with other data and several apps can
+	// share one server. The default is "session:".
+	Prefix string
+
+	// CountBatch is the COUNT hint for each SCAN step of Count. The
+	// default is 1000.
+	CountBatch int64
+}
+
+// RedisStore is a [Store] on Redis. It takes a [redis.UniversalClient], so
+// one store works on a single server, through Sentinel (a failover client)
+// and on a Redis Cluster.
+//
+// Each record is one plain string key (prefix + id) holding Data, with the
+// record's expiry as the key's own expiry: Redis removes expired records by
+// itself, and an operator can read a session with redis-cli GET. Every
+// method is one round trip.
+type RedisStore struct {
+	client     redis.UniversalClient
+	prefix     string
+	countBatch int64
+	ownsClient bool
+}
+
+// NewRedisStore returns a RedisStore on client. The caller keeps ownership
+// of client: the store's Close does not close it.
+func NewRedisStore(client redis.UniversalClient, opts RedisOptions) (*RedisStore, error) {
+	if client == nil {
+		return nil, errors.New("session: NewRedisStore: client is nil")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "session:"
+	}
+	if opts.CountBatch <= 0 {
+		opts.CountBatch = 1000
+	}
+	return &RedisStore{client: client, prefix: opts.Prefix, countBatch: opts.CountBatch}, nil
+}
+
+// OpenRedis connects to the Redis named by rawURL (see [NewRedisClient] for
+// the forms it takes) and returns a RedisStore that owns the client: its
+// Close closes the client. It does not contact the server; use Ping.
+func OpenRedis(rawURL string, opts RedisOptions) (*RedisStore, error) {
+	client, err := NewRedisClient(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewRedisStore(client, opts)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	s.ownsClient = true
+	return s, nil
+}
+
+// Client returns the client the store uses.
+func (s *RedisStore) Client() redis.UniversalClient { return s.client }
+
+func (s *RedisStore) key(id string) string { return s.prefix + id }
+
+// Get implements [Store]. It pipelines GET and PTTL, so the record and its
+// expiry come back in one round trip.
+func (s *RedisStore) Get(ctx context.Context, id string) (Record, error) {
+	key := s.key(id)
+	start := time.Now()
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, key)
+		ttl = p.PTTL(ctx, key)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("session: redis get: %w", err)
+	}
+	d := ttl.Val()
+	if d <= 0 {
+		// -2: the key vanished between the two commands. -1: a key
+		// without expiry, which Set never writes: not a session of ours.
+		return Record{}, ErrNotFound
+	}
+	data, _ := get.Bytes()
+	return Record{Data: data, Expires: start.Add(d)}, nil
+}
+
+// Set implements [Store] with one SET … PXAT, so data and expiry are
+// written together.
+func (s *RedisStore) Set(ctx context.Context, id string, rec Record) error {
+	if !rec.Expires.After(time.Now()) {
+		return s.Destroy(ctx, id)
+	}
+	cmd := redis.NewStatusCmd(ctx, "set", s.key(id), rec.Data, "pxat", rec.Expires.UnixMilli())
+	if err := s.client.Process(ctx, cmd); err != nil {
+		return fmt.Errorf("session: redis set: %w", err)
+	}
+	return nil
+}
+
+// Destroy implements [Store] with one DEL.
+func (s *RedisStore) Destroy(ctx context.Context, id string) error {
+	if err := s.client.Del(ctx, s.key(id)).Err(); err != nil {
+		return fmt.Errorf("session: redis destroy: %w", err)
+	}
+	return nil
+}
+
+// Touch implements [Store] with one PEXPIREAT, which only acts on an
+// existing key and leaves its value alone.
+func (s *RedisStore) Touch(ctx context.Context, id string, expires time.Time) error {
+	ok, err := s.client.PExpireAt(ctx, s.key(id), expires).Result()
+	if err != nil {
+		return fmt.Errorf("session: redis touch: %w", err)
+	}
+	if !ok {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Count implements [Counter] by SCANning for the store's prefix on every
+// master (on a Cluster, each master holds a share of the keys). It never
+// uses KEYS, so it does not block the server, but it walks the whole
+// keyspace: call it from an operator's view, not on a request path.
+func (s *RedisStore) Count(ctx context.Context) (int64, error) {
+	match := escapeGlob(s.prefix) + "*"
+	count := func(ctx context.Context, c redis.Cmdable) (int64, error) {
+		var n int64
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, match, s.countBatch).Result()
+			if err != nil {
+				return 0, fmt.Errorf("session: redis count: %w", err)
+			}
+			n += int64(len(keys))
+			if next == 0 {
+				return n, nil
+			}
+			cursor = next
+		}
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			n, err := count(ctx, c)
+			total.Add(n)
+			return err
+		})
+		return total.Load(), err
+	}
+	return count(ctx, s.client)
+}
+
+// DeleteExpired implements [Cleaner]. Redis expires keys by itself, so it
+// deletes nothing and returns 0.
+func (s *RedisStore) DeleteExpired(ctx context.Context) (int64, error) { return 0, ctx.Err() }
+
+// Ping implements [Pinger].
+func (s *RedisStore) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("session: redis ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the client if the store opened it ([OpenRedis]); a store
+// made with [NewRedisStore] leaves the caller's client open.
+func (s *RedisStore) Close() error {
+	if s.ownsClient {
+		err := s.client.Close()
+		if errors.Is(err, redis.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// escapeGlob escapes the characters SCAN MATCH treats specially, so a
+// prefix is matched literally.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

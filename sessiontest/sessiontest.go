@@ -1,0 +1,514 @@
+// Package sessiontest is the conformance suite for implementations of
+// [session.Store]. A third-party backend proves itself with
+//
+//	func TestConformance(t *testing.T) {
+//		sessiontest.Run(t, func(t *testing.T) session.Store { return newMyStore(t) })
+//	}
+//
+// newStore must return a fresh, empty store for each call (its own key
+// prefix or table), so that subtests never see each other's records. Run
+// closes each store it is given, when the store implements
+// [session.Closer].
+package sessiontest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionkit/session"
+)
+
+// Run runs every conformance test against stores made by newStore.
+func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s session.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"BinaryData", testBinaryData},
+		{"LargeValue", testLargeValue},
+		{"EmptyData", testEmptyData},
+		{"Missing", testMissing},
+		{"Replace", testReplace},
+		{"ExpiryHonouredBeforeCleanup", testExpiry},
+		{"SetInThePastRemoves", testSetPast},
+		{"TouchExtends", testTouchExtends},
+		{"TouchMissing", testTouchMissing},
+		{"TouchExpired", testTouchExpired},
+		{"DestroyIdempotent", testDestroy},
+		{"HostileIDs", testHostileIDs},
+		{"CallerCannotMutateStoredData", testCopies},
+		{"CancelledContext", testCancelled},
+		{"Concurrent", testConcurrent},
+		{"Counter", testCounter},
+		{"Cleaner", testCleaner},
+		{"Pinger", testPinger},
+		{"CloseStopsGoroutines", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fn == nil {
+				testClose(t, newStore)
+				return
+			}
+			s := newStore(t)
+			if c, ok := s.(session.Closer); ok {
+				t.Cleanup(func() { c.Close() })
+			}
+			tc.fn(t, s)
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func mustSet(t *testing.T, s session.Store, id string, data []byte, ttl time.Duration) {
+	t.Helper()
+	if err := s.Set(ctx(t), id, session.Record{Data: data, Expires: time.Now().Add(ttl)}); err != nil {
+		t.Fatalf("Set(%.40q): %v", id, err)
+	}
+}
+
+func mustGet(t *testing.T, s session.Store, id string) session.Record {
+	t.Helper()
+	rec, err := s.Get(ctx(t), id)
+	if err != nil {
+		t.Fatalf("Get(%.40q): %v", id, err)
+	}
+	return rec
+}
+
+func wantNotFound(t *testing.T, s session.Store, id string) {
+	t.Helper()
+	rec, err := s.Get(ctx(t), id)
+	if !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get(%.40q) = %q, %v; want ErrNotFound", id, rec.Data, err)
+	}
+}
+
+func testRoundTrip(t *testing.T, s session.Store) {
+	exp := time.Now().Add(time.Hour)
+	if err := s.Set(ctx(t), "a", session.Record{Data: []byte("hello"), Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	rec := mustGet(t, s, "a")
+	if string(rec.Data) != "hello" {
+		t.Fatalf("Data = %q, want hello", rec.Data)
+	}
+	if d := rec.Expires.Sub(exp); d > time.Second || d < -time.Second {
+		t.Fatalf("Expires = %v, want about %v", rec.Expires, exp)
+	}
+}
+
+func testBinaryData(t *testing.T, s session.Store) {
+	data := []byte{0, 1, 2, 0, 255, 254, 0, '\n', '\r', 0xc3, 0x28, 0}
+	mustSet(t, s, "bin", data, time.Hour)
+	if got := mustGet(t, s, "bin").Data; !bytes.Equal(got, data) {
+		t.Fatalf("Data = %v, want %v", got, data)
+	}
+}
+
+func testLargeValue(t *testing.T, s session.Store) {
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	mustSet(t, s, "large", data, time.Hour)
+	if got := mustGet(t, s, "large").Data; !bytes.Equal(got, data) {
+		t.Fatalf("1 MiB value did not round-trip (got %d bytes)", len(got))
+	}
+}
+
+func testEmptyData(t *testing.T, s session.Store) {
+	mustSet(t, s, "empty", []byte{}, time.Hour)
+	if got := mustGet(t, s, "empty").Data; len(got) != 0 {
+		t.Fatalf("Data = %q, want empty", got)
+	}
+}
+
+func testMissing(t *testing.T, s session.Store) {
+	wantNotFound(t, s, "never-stored")
+}
+
+func testReplace(t *testing.T, s session.Store) {
+	mustSet(t, s, "r", []byte("one"), time.Hour)
+	mustSet(t, s, "r", []byte("two"), 2*time.Hour)
+	rec := mustGet(t, s, "r")
+	if string(rec.Data) != "two" {
+		t.Fatalf("Data = %q, want two", rec.Data)
+	}
+	if rec.Expires.Before(time.Now().Add(90 * time.Minute)) {
+		t.Fatalf("Expires = %v, want the replaced expiry", rec.Expires)
+	}
+}
+
+func testExpiry(t *testing.T, s session.Store) {
+	mustSet(t, s, "short", []byte("x"), 300*time.Millisecond)
+	mustSet(t, s, "long", []byte("y"), time.Hour)
+	mustGet(t, s, "short")
+	time.Sleep(600 * time.Millisecond)
+	wantNotFound(t, s, "short")
+	mustGet(t, s, "long")
+}
+
+func testSetPast(t *testing.T, s session.Store) {
+	mustSet(t, s, "p", []byte("x"), time.Hour)
+	if err := s.Set(ctx(t), "p", session.Record{Data: []byte("y"), Expires: time.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	wantNotFound(t, s, "p")
+}
+
+func testTouchExtends(t *testing.T, s session.Store) {
+	mustSet(t, s, "t", []byte("keep me"), 400*time.Millisecond)
+	later := time.Now().Add(time.Hour)
+	if err := s.Touch(ctx(t), "t", later); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	rec := mustGet(t, s, "t")
+	if string(rec.Data) != "keep me" {
+		t.Fatalf("Touch changed Data to %q", rec.Data)
+	}
+	if d := rec.Expires.Sub(later); d > time.Second || d < -time.Second {
+		t.Fatalf("Expires = %v, want about %v", rec.Expires, later)
+	}
+}
+
+func testTouchMissing(t *testing.T, s session.Store) {
+	err := s.Touch(ctx(t), "missing", time.Now().Add(time.Hour))
+	if !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch(missing) = %v, want ErrNotFound", err)
+	}
+	// Touch must not create a record.
+	wantNotFound(t, s, "missing")
+}
+
+func testTouchExpired(t *testing.T, s session.Store) {
+	mustSet(t, s, "e", []byte("x"), 200*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	err := s.Touch(ctx(t), "e", time.Now().Add(time.Hour))
+	if !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch(expired) = %v, want ErrNotFound", err)
+	}
+	wantNotFound(t, s, "e")
+}
+
+func testDestroy(t *testing.T, s session.Store) {
+	mustSet(t, s, "d", []byte("x"), time.Hour)
+	mustSet(t, s, "d2", []byte("y"), time.Hour)
+	for i := 0; i < 2; i++ {
+		if err := s.Destroy(ctx(t), "d"); err != nil {
+			t.Fatalf("Destroy #%d: %v", i+1, err)
+		}
+	}
+	if err := s.Destroy(ctx(t), "never-there"); err != nil {
+		t.Fatalf("Destroy(missing): %v", err)
+	}
+	wantNotFound(t, s, "d")
+	mustGet(t, s, "d2")
+}
+
+// hostileIDs are ids that would be dangerous in a store that interpolated
+// them into a query or a key pattern, or that truncated them.
+func hostileIDs() []string {
+	return []string{
+		"*", "?", "[a-z]", "a*", "key:with:colons", "'", "' OR '1'='1", "%", "_",
+		"a%", "a_", "with space", " leading", "trailing ", "\\", "\"quoted\"",
+		"ünïcødé", "tab\there", "new\nline", "semi;colon", "--comment",
+		strings.Repeat("x", 4096), strings.Repeat("x", 4095), strings.Repeat("x", 4096) + "y",
+	}
+}
+
+func testHostileIDs(t *testing.T, s session.Store) {
+	ids := hostileIDs()
+	for i, id := range ids {
+		mustSet(t, s, id, []byte(fmt.Sprintf("value-%d", i)), time.Hour)
+	}
+	for i, id := range ids {
+		if got := string(mustGet(t, s, id).Data); got != fmt.Sprintf("value-%d", i) {
+			t.Fatalf("Get(%.40q) = %q, want value-%d: ids collide", id, got, i)
+		}
+	}
+	// Pattern-like ids must not match their neighbours.
+	for _, id := range []string{"a", "key", "x", "", "a%%", "' OR '1'='2"} {
+		if id == "" {
+			continue
+		}
+		wantNotFound(t, s, id)
+	}
+	if err := s.Destroy(ctx(t), "*"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotFound(t, s, "*")
+	if got := string(mustGet(t, s, "a*").Data); got == "" {
+		t.Fatal("Destroy(\"*\") removed another id")
+	}
+	if err := s.Touch(ctx(t), "%", time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if rec := mustGet(t, s, "a%"); rec.Expires.After(time.Now().Add(90 * time.Minute)) {
+		t.Fatal("Touch(\"%\") moved the expiry of another id")
+	}
+}
+
+func testCopies(t *testing.T, s session.Store) {
+	data := []byte("original")
+	mustSet(t, s, "c", data, time.Hour)
+	copy(data, "XXXXXXXX")
+	rec := mustGet(t, s, "c")
+	if string(rec.Data) != "original" {
+		t.Fatalf("changing the slice passed to Set changed the stored record to %q", rec.Data)
+	}
+	copy(rec.Data, "YYYYYYYY")
+	if got := string(mustGet(t, s, "c").Data); got != "original" {
+		t.Fatalf("changing the slice Get returned changed the stored record to %q", got)
+	}
+}
+
+func testCancelled(t *testing.T, s session.Store) {
+	mustSet(t, s, "x", []byte("x"), time.Hour)
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	exp := time.Now().Add(time.Hour)
+	calls := map[string]func() error{
+		"Get":     func() error { _, err := s.Get(c, "x"); return err },
+		"Set":     func() error { return s.Set(c, "y", session.Record{Data: []byte("y"), Expires: exp}) },
+		"Destroy": func() error { return s.Destroy(c, "x") },
+		"Touch":   func() error { return s.Touch(c, "x", exp) },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context = %v, want an error wrapping context.Canceled", name, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s with a cancelled context took %v", name, d)
+		}
+	}
+	// Nothing was changed by the cancelled calls.
+	if got := string(mustGet(t, s, "x").Data); got != "x" {
+		t.Fatalf("record changed to %q", got)
+	}
+
+	dl, cancel2 := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel2()
+	time.Sleep(time.Millisecond)
+	if _, err := s.Get(dl, "x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Get past its deadline = %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+}
+
+func testConcurrent(t *testing.T, s session.Store) {
+	const workers, ops = 64, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			own := fmt.Sprintf("own-%d", w)
+			shared := fmt.Sprintf("shared-%d", w%8)
+			c := context.Background()
+			for i := 0; i < ops; i++ {
+				id := shared
+				if r.IntN(2) == 0 {
+					id = own
+				}
+				var err error
+				switch r.IntN(4) {
+				case 0:
+					err = s.Set(c, id, session.Record{Data: []byte(fmt.Sprintf("%d-%d", w, i)), Expires: time.Now().Add(time.Hour)})
+				case 1:
+					_, err = s.Get(c, id)
+				case 2:
+					err = s.Touch(c, id, time.Now().Add(time.Hour))
+				case 3:
+					if id != own {
+						err = s.Destroy(c, id)
+					}
+				}
+				if err != nil && !errors.Is(err, session.ErrNotFound) {
+					errs <- err
+					return
+				}
+			}
+			// A worker's own id ends with what it last wrote.
+			want := fmt.Sprintf("own-final-%d", w)
+			if err := s.Set(c, own, session.Record{Data: []byte(want), Expires: time.Now().Add(time.Hour)}); err != nil {
+				errs <- err
+				return
+			}
+			rec, err := s.Get(c, own)
+			if err != nil || string(rec.Data) != want {
+				errs <- fmt.Errorf("worker %d: Get = %q, %v; want %q", w, rec.Data, err, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func testCounter(t *testing.T, s session.Store) {
+	c, ok := s.(session.Counter)
+	if !ok {
+		t.Skip("store does not implement session.Counter")
+	}
+	n, err := c.Count(ctx(t))
+	if err != nil || n != 0 {
+		t.Fatalf("Count on an empty store = %d, %v; want 0", n, err)
+	}
+	for i := 0; i < 25; i++ {
+		mustSet(t, s, fmt.Sprintf("live-%d", i), []byte("x"), time.Hour)
+	}
+	mustSet(t, s, "dying", []byte("x"), 200*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	if n, err := c.Count(ctx(t)); err != nil || n != 25 {
+		t.Fatalf("Count = %d, %v; want 25 (expired records are not counted)", n, err)
+	}
+}
+
+func testCleaner(t *testing.T, s session.Store) {
+	cl, ok := s.(session.Cleaner)
+	if !ok {
+		t.Skip("store does not implement session.Cleaner")
+	}
+	mustSet(t, s, "stay", []byte("x"), time.Hour)
+	for i := 0; i < 10; i++ {
+		mustSet(t, s, fmt.Sprintf("go-%d", i), []byte("x"), 200*time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond)
+	n, err := cl.DeleteExpired(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 0 || n > 10 {
+		t.Fatalf("DeleteExpired = %d, want between 0 and 10", n)
+	}
+	mustGet(t, s, "stay")
+	for i := 0; i < 10; i++ {
+		wantNotFound(t, s, fmt.Sprintf("go-%d", i))
+	}
+	if n, err := cl.DeleteExpired(ctx(t)); err != nil || n != 0 {
+		t.Fatalf("second DeleteExpired = %d, %v; want 0", n, err)
+	}
+}
+
+func testPinger(t *testing.T, s session.Store) {
+	p, ok := s.(session.Pinger)
+	if !ok {
+		t.Skip("store does not implement session.Pinger")
+	}
+	if err := p.Ping(ctx(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Ping(c); err == nil {
+		t.Fatal("Ping with a cancelled context = nil, want an error")
+	}
+}
+
+// testClose checks that Close stops every goroutine the store started.
+// Only goroutines running the store's own package are considered: the
+// caller's clients and pools are the caller's to close.
+func testClose(t *testing.T, newStore func(t *testing.T) session.Store) {
+	before := map[string]bool{}
+	for _, g := range goroutines() {
+		before[goroutineID(g)] = true
+	}
+	s := newStore(t)
+	c, ok := s.(session.Closer)
+	if !ok {
+		t.Skip("store does not implement session.Closer")
+	}
+	mustSet(t, s, "x", []byte("x"), time.Hour)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	pkg := storePackage(s)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		left := goroutinesIn(pkg, before)
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines of %s still running after Close:\n%s", pkg, left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func storePackage(s session.Store) string {
+	name := fmt.Sprintf("%T", s) // "*session.MemoryStore"
+	name = strings.TrimPrefix(name, "*")
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[:i]
+	}
+	return name + "."
+}
+
+func goroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Split(string(buf[:n]), "\n\n")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// goroutineID returns the N of a stack's "goroutine N [state]:" line.
+func goroutineID(stack string) string {
+	f := strings.Fields(stack)
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
+}
+
+// goroutinesIn returns the stacks of goroutines not in skip whose frames
+// include a function of pkg (as "session.", the package's short name)
+// outside this suite and the testing package.
+func goroutinesIn(pkg string, skip map[string]bool) string {
+	var out []string
+	for _, g := range goroutines() {
+		if skip[goroutineID(g)] || strings.Contains(g, "sessiontest.") || strings.Contains(g, "testing.") {
+			continue
+		}
+		for _, line := range strings.Split(g, "\n") {
+			line = strings.TrimSpace(line)
+			if i := strings.LastIndexByte(line, '/'); i >= 0 && !strings.HasPrefix(line, "/") {
+				line = line[i+1:]
+			}
+			if strings.HasPrefix(line, pkg) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n\n")
+}

@@ -1,0 +1,93 @@
+// Package session gives net/http servers persistent, secure sessions.
+//
+// A [Store] keeps opaque session records; [MemoryStore], [RedisStore] and
+// [PostgresStore] are the built-in backends. Extra abilities (counting,
+// cleanup, health checks) are small optional interfaces a caller discovers
+// by type assertion, in the manner of database/sql/driver.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by [Store.Get] and [Store.Touch] when no live
+// record has the id: it was never stored, was destroyed, or has expired.
+var ErrNotFound = errors.New("session: not found")
+
+// ErrStoreFull is returned by [Store.Set] on a store with a size limit when
+// creating one more record would exceed it. Replacing an existing record
+// never returns it.
+var ErrStoreFull = errors.New("session: store is full")
+
+// Record is what a Store keeps for one session.
+type Record struct {
+	// Data is opaque to the store: it is stored and returned byte for byte.
+	Data []byte
+	// Expires is the absolute expiry. A store never returns a record at or
+	// past this instant, whether or not its cleanup has run.
+	Expires time.Time
+}
+
+// Store keeps session records by id.
+//
+// The id a store receives is already derived from the client's token (by
+// default its SHA-256), but a store still treats it as data: any byte
+// sequence is a valid id and two different ids never share a record.
+//
+// Every method honours ctx: when it is cancelled or its deadline passes the
+// call returns promptly with an error wrapping ctx.Err(). A backend that is
+// down returns an error wrapping the cause; no method panics on anything
+// found in the backend.
+type Store interface {
+	// Get returns the live record stored under id. It returns ErrNotFound
+	// when there is none or it has expired. Data in the backend that the
+	// store did not write (a hand-edited row) is an error or ErrNotFound.
+	Get(ctx context.Context, id string) (Record, error)
+
+	// Set creates or replaces the record under id, data and expiry
+	// together. A record whose Expires is not in the future is removed
+	// instead of stored. The store keeps its own copy of rec.Data.
+	Set(ctx context.Context, id string, rec Record) error
+
+	// Destroy removes the record under id. Destroying an id that does not
+	// exist is not an error: Destroy is idempotent.
+	Destroy(ctx context.Context, id string) error
+
+	// Touch moves the expiry of a live record to expires without rewriting
+	// its data. It returns ErrNotFound when no live record has the id.
+	Touch(ctx context.Context, id string, expires time.Time) error
+}
+
+// Counter is implemented by stores that can count their live records.
+type Counter interface {
+	// Count returns the number of records that have not expired. On large
+	// stores it may be approximate by the records that expire while it
+	// runs.
+	Count(ctx context.Context) (int64, error)
+}
+
+// Cleaner is implemented by stores that can delete expired records on
+// demand. Stores whose backend expires records by itself (Redis) implement
+// it as a no-op that returns 0.
+type Cleaner interface {
+	// DeleteExpired deletes records that have expired and returns how many
+	// it deleted.
+	DeleteExpired(ctx context.Context) (int64, error)
+}
+
+// Pinger is implemented by stores that can check that their backend
+// answers.
+type Pinger interface {
+	// Ping returns nil when the backend answered within ctx.
+	Ping(ctx context.Context) error
+}
+
+// Closer is implemented by stores that hold resources: background
+// goroutines, or connections they opened themselves. Close stops them and
+// returns when they have stopped; calling it again is a no-op. Methods
+// called after Close may fail.
+type Closer interface {
+	Close() error
+}
