@@ -45,17 +45,23 @@ type PostgresOptions struct {
 // default_query_exec_mode=exec (or simple_protocol) in the pool's URL or
 // config for such a pooler. Migrate needs no session state either.
 type PostgresStore struct {
-	pool      *pgxpool.Pool
-	ownsPool  bool
-	table     string
-	batch     int
-	logger    *slog.Logger
-	qGet      string
-	qSet      string
-	qDestroy  string
-	qTouch    string
-	qCount    string
-	qCleanup  string
+	pool     *pgxpool.Pool
+	ownsPool bool
+	table    string
+	batch    int
+	logger   *slog.Logger
+	qGet     string
+	qSet     string
+	qDestroy string
+	qTouch   string
+	qCount   string
+	qCleanup string
+
+	qLive      string
+	qCASInsert string
+	qCASUpdate string
+	qCASDelete string
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -101,6 +107,11 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		qTouch:   `UPDATE ` + table + ` SET expires = $2 WHERE id = $1 AND expires > now()`,
 		qCount:   `SELECT count(*) FROM ` + table + ` WHERE expires > now()`,
 		qCleanup: `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+
+		qLive:      `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE id = $1 AND expires > now())`,
+		qCASInsert: `INSERT INTO ` + table + ` AS cur (id, data, expires) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, created_at = now(), updated_at = now() WHERE cur.expires <= now()`,
+		qCASUpdate: `UPDATE ` + table + ` SET data = $2, expires = $3, updated_at = now() WHERE id = $1 AND expires > now() AND sha256(data) = $4`,
+		qCASDelete: `DELETE FROM ` + table + ` WHERE id = $1 AND expires > now() AND sha256(data) = $2`,
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {

@@ -21,6 +21,10 @@ var ErrNotFound = errors.New("session: not found")
 // never returns it.
 var ErrStoreFull = errors.New("session: store is full")
 
+// ErrConflict is returned by [CompareAndSetter.CompareAndSet] when the
+// stored record is no longer the one the caller read.
+var ErrConflict = errors.New("session: record changed since it was read")
+
 // Record is what a Store keeps for one session.
 type Record struct {
 	// Data is opaque to the store: it is stored and returned byte for byte.
@@ -90,4 +94,24 @@ type Pinger interface {
 // called after Close may fail.
 type Closer interface {
 	Close() error
+}
+
+// CompareAndSetter is implemented by stores that can replace a record only
+// if it has not changed since it was read. The middleware uses it so that
+// concurrent requests on one session never lose each other's writes, and
+// so that a request still in flight cannot write back a session that was
+// destroyed or renewed meanwhile.
+//
+// The version of a record is its Data: two reads that return the same
+// bytes see the same version. That needs no extra field in the backend, so
+// a record stays a plain value an operator can read, and it is exact for
+// the middleware, which merges a request's changes onto whatever bytes it
+// finds.
+type CompareAndSetter interface {
+	// CompareAndSet stores rec under id only if the live record's Data
+	// equals old, or, when old is nil, only if there is no live record.
+	// Otherwise it changes nothing and returns ErrConflict. As with Set, a
+	// rec whose Expires is not in the future removes the record (when the
+	// comparison holds).
+	CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error
 }

@@ -52,6 +52,8 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"Counter", testCounter},
 		{"Cleaner", testCleaner},
 		{"Pinger", testPinger},
+		{"CompareAndSet", testCAS},
+		{"CompareAndSetConcurrent", testCASConcurrent},
 		{"CloseStopsGoroutines", nil},
 	}
 	for _, tc := range tests {
@@ -424,6 +426,120 @@ func testPinger(t *testing.T, s session.Store) {
 	cancel()
 	if err := p.Ping(c); err == nil {
 		t.Fatal("Ping with a cancelled context = nil, want an error")
+	}
+}
+
+func testCAS(t *testing.T, s session.Store) {
+	cas, ok := s.(session.CompareAndSetter)
+	if !ok {
+		t.Skip("store does not implement session.CompareAndSetter")
+	}
+	c := ctx(t)
+	rec := func(data string, ttl time.Duration) session.Record {
+		return session.Record{Data: []byte(data), Expires: time.Now().Add(ttl)}
+	}
+	wantErr := func(err, want error, what string) {
+		t.Helper()
+		if !errors.Is(err, want) || (want == nil && err != nil) {
+			t.Fatalf("%s = %v, want %v", what, err, want)
+		}
+	}
+	wantErr(cas.CompareAndSet(c, "k", nil, rec("v1", time.Hour)), nil, "create when absent")
+	wantErr(cas.CompareAndSet(c, "k", nil, rec("other", time.Hour)), session.ErrConflict, "create when present")
+	wantErr(cas.CompareAndSet(c, "k", []byte("v0"), rec("other", time.Hour)), session.ErrConflict, "update with a stale old")
+	if got := string(mustGet(t, s, "k").Data); got != "v1" {
+		t.Fatalf("a failed CompareAndSet changed the record to %q", got)
+	}
+	wantErr(cas.CompareAndSet(c, "k", []byte("v1"), rec("v2", time.Hour)), nil, "update with the current old")
+	if got := string(mustGet(t, s, "k").Data); got != "v2" {
+		t.Fatalf("Data = %q, want v2", got)
+	}
+	wantErr(cas.CompareAndSet(c, "gone", []byte("v1"), rec("v2", time.Hour)), session.ErrConflict, "update of a missing record")
+	wantNotFound(t, s, "gone")
+
+	// A destroyed record cannot be written back by a holder of its old data.
+	if err := s.Destroy(c, "k"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(cas.CompareAndSet(c, "k", []byte("v2"), rec("v3", time.Hour)), session.ErrConflict, "update after Destroy")
+	wantNotFound(t, s, "k")
+
+	// An expired record counts as absent.
+	mustSet(t, s, "e", []byte("old"), 200*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	wantErr(cas.CompareAndSet(c, "e", []byte("old"), rec("x", time.Hour)), session.ErrConflict, "update of an expired record")
+	wantErr(cas.CompareAndSet(c, "e", nil, rec("new", time.Hour)), nil, "create over an expired record")
+	if got := string(mustGet(t, s, "e").Data); got != "new" {
+		t.Fatalf("Data = %q, want new", got)
+	}
+
+	// An expiry in the past deletes, when the comparison holds.
+	wantErr(cas.CompareAndSet(c, "e", []byte("stale"), rec("", -time.Second)), session.ErrConflict, "delete with a stale old")
+	mustGet(t, s, "e")
+	wantErr(cas.CompareAndSet(c, "e", []byte("new"), rec("", -time.Second)), nil, "delete with the current old")
+	wantNotFound(t, s, "e")
+
+	// Empty data is a version like any other, distinct from absent.
+	wantErr(cas.CompareAndSet(c, "z", nil, rec("", time.Hour)), nil, "create empty")
+	wantErr(cas.CompareAndSet(c, "z", nil, rec("x", time.Hour)), session.ErrConflict, "create over empty")
+	wantErr(cas.CompareAndSet(c, "z", []byte{}, rec("x", time.Hour)), nil, "update from empty")
+
+	// Binary data and hostile ids.
+	bin := []byte{0, 1, 0, 255}
+	for _, id := range hostileIDs()[:8] {
+		wantErr(cas.CompareAndSet(c, id, nil, session.Record{Data: bin, Expires: time.Now().Add(time.Hour)}), nil, "create "+id)
+		wantErr(cas.CompareAndSet(c, id, bin, rec(id, time.Hour)), nil, "update "+id)
+	}
+	for _, id := range hostileIDs()[:8] {
+		if got := string(mustGet(t, s, id).Data); got != id {
+			t.Fatalf("Get(%q) = %q", id, got)
+		}
+	}
+}
+
+// testCASConcurrent has 50 goroutines increment one counter with
+// read-modify-CompareAndSet loops: a store whose comparison is not atomic
+// loses increments.
+func testCASConcurrent(t *testing.T, s session.Store) {
+	cas, ok := s.(session.CompareAndSetter)
+	if !ok {
+		t.Skip("store does not implement session.CompareAndSetter")
+	}
+	const n = 50
+	mustSet(t, s, "counter", []byte("0"), time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ctx(t)
+			for {
+				rec, err := s.Get(c, "counter")
+				if err != nil {
+					errs <- err
+					return
+				}
+				var v int
+				fmt.Sscan(string(rec.Data), &v)
+				err = cas.CompareAndSet(c, "counter", rec.Data, session.Record{Data: []byte(fmt.Sprint(v + 1)), Expires: time.Now().Add(time.Hour)})
+				if errors.Is(err, session.ErrConflict) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+				}
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := string(mustGet(t, s, "counter").Data); got != fmt.Sprint(n) {
+		t.Fatalf("counter = %s after %d increments: CompareAndSet is not atomic", got, n)
 	}
 }
 

@@ -1,0 +1,133 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file holds each built-in backend's CompareAndSet.
+
+// CompareAndSet implements [CompareAndSetter].
+func (m *MemoryStore) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		now := time.Now()
+		s := m.shard(id)
+		s.mu.Lock()
+		cur, exists := s.records[id]
+		live := exists && cur.Expires.After(now)
+		if (old == nil && live) || (old != nil && (!live || !bytes.Equal(cur.Data, old))) {
+			s.mu.Unlock()
+			return ErrConflict
+		}
+		if !rec.Expires.After(now) {
+			if exists {
+				delete(s.records, id)
+				m.count.Add(-1)
+			}
+			s.mu.Unlock()
+			return nil
+		}
+		if !exists && !m.reserve() {
+			s.mu.Unlock()
+			if attempt > 0 {
+				return ErrStoreFull
+			}
+			m.deleteExpired(now)
+			continue
+		}
+		s.records[id] = Record{Data: clone(rec.Data), Expires: rec.Expires}
+		s.mu.Unlock()
+		return nil
+	}
+}
+
+// casScript compares the SHA-1 of the stored value with ARGV[1] ("none":
+// the key must be absent) and only then writes, all in one step on the
+// server. It touches one key, so it is Cluster-safe.
+var casScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == 'none' then
+  if cur then return 0 end
+elseif (not cur) or redis.sha1hex(cur) ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+end
+return 1
+`)
+
+// CompareAndSet implements [CompareAndSetter] with one Lua script
+// (EVALSHA), which compares digests on the server so the old value never
+// travels back.
+func (s *RedisStore) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	want := "none"
+	if old != nil {
+		sum := sha1.Sum(old)
+		want = hex.EncodeToString(sum[:])
+	}
+	pxat := "0"
+	if rec.Expires.After(time.Now()) {
+		pxat = fmt.Sprint(rec.Expires.UnixMilli())
+	}
+	n, err := casScript.Run(ctx, s.client, []string{s.key(id)}, want, rec.Data, pxat).Int()
+	if err != nil {
+		return fmt.Errorf("session: redis compare-and-set: %w", err)
+	}
+	if n == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// CompareAndSet implements [CompareAndSetter] with one statement: an
+// UPDATE (or DELETE) guarded by the SHA-256 of the stored data, or, when
+// old is nil, an INSERT that only replaces an expired row.
+func (s *PostgresStore) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	expired := !rec.Expires.After(time.Now())
+	data := rec.Data
+	if data == nil {
+		data = []byte{}
+	}
+	var q string
+	var args []any
+	switch {
+	case old == nil && expired:
+		var live bool
+		if err := s.pool.QueryRow(ctx, s.qLive, id).Scan(&live); err != nil {
+			return fmt.Errorf("session: postgres compare-and-set: %w", err)
+		}
+		if live {
+			return ErrConflict
+		}
+		return nil
+	case old == nil:
+		q, args = s.qCASInsert, []any{id, data, rec.Expires}
+	case expired:
+		sum := sha256.Sum256(old)
+		q, args = s.qCASDelete, []any{id, sum[:]}
+	default:
+		sum := sha256.Sum256(old)
+		q, args = s.qCASUpdate, []any{id, data, rec.Expires, sum[:]}
+	}
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("session: postgres compare-and-set: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrConflict
+	}
+	return nil
+}
