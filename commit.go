@@ -1,0 +1,195 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// commit saves what the request changed, once, before the response's
+// first byte. It makes no store call at all for a session the handler
+// never used or did not change, except a Touch when the idle expiry is due
+// to move. The caller holds no lock.
+func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.committed {
+		return nil
+	}
+	s.committed = true
+	if !s.loaded {
+		return nil
+	}
+	if s.loadErr != nil {
+		return s.loadErr
+	}
+	m := s.m
+	ctx := s.ctx
+	for _, id := range s.dead {
+		if err := m.store.Destroy(ctx, id); err != nil {
+			m.stats.errors.Add(1)
+			return err
+		}
+		m.stats.destroys.Add(1)
+	}
+	now := time.Now()
+	exp := m.expiry(s.p.CreatedAt, now)
+
+	switch {
+	case s.dirty && s.stored == nil && len(s.p.Values) == 0:
+		// A new (or renewed) session left empty is not worth storing;
+		// a client still holding a now-dead cookie is told to drop it.
+		if s.fromClient && (len(s.dead) > 0 || s.destroyed) {
+			m.expireCookie(w, r)
+		}
+		return nil
+	case s.dirty:
+		gone, err := s.save(ctx, exp)
+		if err != nil {
+			return err
+		}
+		if gone {
+			// Destroyed by a concurrent request: that request's
+			// logout stands.
+			return nil
+		}
+		if s.issue || s.remember || !s.p.Transient {
+			m.setCookie(w, r, s.token, s.p.Transient, exp, now)
+		}
+	case s.stored != nil && exp.Sub(s.expires) >= m.opts.TouchInterval:
+		err := m.store.Touch(ctx, s.id, exp)
+		if errors.Is(err, ErrNotFound) {
+			return nil // destroyed meanwhile: never bring it back
+		}
+		if err != nil {
+			m.stats.errors.Add(1)
+			return err
+		}
+		m.stats.touches.Add(1)
+		if !s.p.Transient {
+			m.setCookie(w, r, s.token, false, exp, now)
+		}
+	case s.destroyed && s.fromClient:
+		m.expireCookie(w, r)
+	}
+	return nil
+}
+
+// save writes the session with one Set, or, when the store can compare
+// and set, with one CompareAndSet that on conflict reloads the record,
+// re-applies this request's changes and tries again until it succeeds or
+// ctx ends. gone reports that the session was destroyed by someone else
+// meanwhile, in which case nothing is written.
+func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error) {
+	m := s.m
+	data, err := s.encode()
+	if err != nil {
+		return false, err
+	}
+	cas, ok := m.store.(CompareAndSetter)
+	if !ok {
+		if err := m.store.Set(ctx, s.id, Record{Data: data, Expires: exp}); err != nil {
+			m.stats.errors.Add(1)
+			return false, err
+		}
+		m.stats.saves.Add(1)
+		return false, nil
+	}
+	for attempt := 0; ; attempt++ {
+		err := cas.CompareAndSet(ctx, s.id, s.stored, Record{Data: data, Expires: exp})
+		if err == nil {
+			m.stats.saves.Add(1)
+			s.stored = data
+			return false, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			m.stats.errors.Add(1)
+			return false, err
+		}
+		m.stats.conflicts.Add(1)
+		if s.stored == nil {
+			// A new id already taken: only a token collision could do
+			// this, which 256 random bits make impossible in practice;
+			// a fresh token settles it either way.
+			s.token = newToken()
+			s.id = m.hasher.StoreID(s.token)
+			s.issue = true
+			continue
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return false, err
+		}
+		rec, err := m.store.Get(ctx, s.id)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			m.stats.errors.Add(1)
+			return false, err
+		}
+		base, err := m.codec.Decode(rec.Data)
+		if err != nil {
+			base = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
+		}
+		s.rebase(base)
+		s.stored = rec.Data
+		if exp2 := m.expiry(s.p.CreatedAt, time.Now()); exp2.Before(exp) {
+			exp = exp2
+		}
+		if data, err = s.encode(); err != nil {
+			return false, err
+		}
+	}
+}
+
+// rebase replaces the session's values with base's plus this request's
+// own changes: what a concurrent request saved survives unless this one
+// changed the same key or cleared the session.
+func (s *Session) rebase(base Payload) {
+	values := base.Values
+	if s.cleared || values == nil {
+		values = map[string]any{}
+	}
+	for k, c := range s.ops {
+		if c.deleted {
+			delete(values, k)
+		} else {
+			values[k] = c.value
+		}
+	}
+	transient := base.Transient
+	if s.remember {
+		transient = s.p.Transient
+	}
+	s.p = Payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient}
+}
+
+func (s *Session) encode() ([]byte, error) {
+	data, err := s.m.codec.Encode(s.p)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > s.m.opts.MaxSize {
+		return nil, ErrTooLarge
+	}
+	return data, nil
+}
+
+// backoff sleeps a little longer on each attempt, with jitter so that
+// colliding requests spread out.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return ctx.Err()
+	}
+	limit := time.Duration(1<<min(attempt, 6)) * 100 * time.Microsecond
+	t := time.NewTimer(rand.N(limit) + 50*time.Microsecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,419 @@
+package session
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a [Manager]. The zero value gives the secure
+// defaults; only Keys should always be set.
+type Options struct {
+	// CookieName is the session cookie's name. A "__Host-" name is
+	// checked: it may not have a Domain and its Path must be "/". The
+	// default is "session".
+	CookieName string
+
+	// IdleTimeout ends a session the client has not used for this long.
+	// It is enforced by the store's expiry, so it holds whichever server
+	// the next request reaches. The default is 24 hours; a negative value
+	// disables it, leaving only Lifetime.
+	IdleTimeout time.Duration
+
+	// Lifetime ends a session this long after it was created or renewed,
+	// however active it is. The default is 7 days.
+	Lifetime time.Duration
+
+	// TouchInterval is how far the idle expiry must move before a request
+	// that changed nothing spends a store call (Touch) on moving it. It
+	// bounds how early a session can expire: by at most this much before
+	// IdleTimeout. The default is one minute, or a tenth of IdleTimeout if
+	// that is shorter.
+	TouchInterval time.Duration
+
+	// Cookie sets the cookie's attributes; see [CookieOptions].
+	Cookie CookieOptions
+
+	// TrustProxy makes X-Forwarded-Proto: https count as HTTPS when
+	// deciding whether the cookie is Secure. Set it only behind a proxy
+	// that sets that header itself. The default is false.
+	TrustProxy bool
+
+	// TokenHeader, when set (e.g. "X-Session-Token"), also accepts the
+	// session token in that request header, or as "Authorization: Bearer
+	// <token>", and sends each new token in that response header: for API
+	// clients and embedded apps whose browser blocks third-party cookies.
+	// The token is the same signed value the cookie carries. The header
+	// wins over the cookie. The default, "", is cookies only.
+	TokenHeader string
+
+	// Keys sign (and optionally encrypt) the token in the cookie. The
+	// first pair signs, every pair verifies: see [SecureCookieCodec] for
+	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
+	// no keys, New makes a random key and logs a warning: sessions then
+	// do not survive a restart and are not shared between processes.
+	Keys []KeyPair
+
+	// TokenCodec replaces the signed-cookie format. The default is a
+	// [SecureCookieCodec] on Keys.
+	TokenCodec TokenCodec
+
+	// Hasher maps a token to the store's id. The default is
+	// [SHA256Hasher].
+	Hasher TokenHasher
+
+	// Codec encodes values for the store. The default is [JSONCodec].
+	Codec Codec
+
+	// MaxSize caps a session's encoded size in bytes; a larger session is
+	// not saved and the request fails with [ErrTooLarge]. The default is
+	// 64 KiB.
+	MaxSize int
+
+	// Logger receives store failures and misuse. It never receives a
+	// token. The default is slog.Default().
+	Logger *slog.Logger
+
+	// ErrorHandler answers a request whose session could not be loaded or
+	// saved. It is called before any of the handler's output has been
+	// sent, and that output is then discarded. The default logs the error
+	// and answers 503 Service Unavailable (413 for ErrTooLarge).
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Manager issues and verifies session cookies and loads and saves sessions
+// in a [Store]. Create one with [New] and wrap handlers with
+// [Manager.Handler]. It is safe for concurrent use.
+type Manager struct {
+	store  Store
+	opts   Options
+	tokens TokenCodec
+	hasher TokenHasher
+	codec  Codec
+	logger *slog.Logger
+	stats  managerStats
+}
+
+// New returns a Manager that keeps sessions in store. It returns an error
+// for a configuration that could not work or would be insecure.
+func New(store Store, opts Options) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("session: New: store is nil")
+	}
+	if opts.CookieName == "" {
+		opts.CookieName = "session"
+	}
+	if err := opts.Cookie.validate(opts.CookieName); err != nil {
+		return nil, err
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 24 * time.Hour
+	}
+	if opts.Lifetime == 0 {
+		opts.Lifetime = 7 * 24 * time.Hour
+	}
+	if opts.Lifetime < 0 {
+		return nil, errors.New("session: Lifetime must be positive")
+	}
+	if opts.TouchInterval == 0 {
+		opts.TouchInterval = time.Minute
+		if opts.IdleTimeout > 0 && opts.IdleTimeout/10 < opts.TouchInterval {
+			opts.TouchInterval = opts.IdleTimeout / 10
+		}
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = 64 << 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Codec == nil {
+		opts.Codec = JSONCodec{}
+	}
+	if opts.Hasher == nil {
+		opts.Hasher = SHA256Hasher{}
+	}
+	if opts.TokenCodec == nil {
+		keys := opts.Keys
+		if len(keys) == 0 {
+			opts.Logger.Warn("session: no cookie keys configured; using a random key, so sessions will not survive a restart or be shared between processes")
+			keys = []KeyPair{{Hash: []byte(newToken())}}
+		}
+		c, err := NewSecureCookieCodec(keys...)
+		if err != nil {
+			return nil, err
+		}
+		opts.TokenCodec = c
+	}
+	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
+	if opts.ErrorHandler == nil {
+		m.opts.ErrorHandler = m.defaultErrorHandler
+	}
+	return m, nil
+}
+
+// Store returns the store the manager uses.
+func (m *Manager) Store() Store { return m.store }
+
+// Options returns the manager's options with their defaults filled in.
+func (m *Manager) Options() Options { return m.opts }
+
+// expiry is when a session created at created expires if its client is
+// idle from now on.
+func (m *Manager) expiry(created, now time.Time) time.Time {
+	end := created.Add(m.opts.Lifetime)
+	if m.opts.IdleTimeout > 0 {
+		if idle := now.Add(m.opts.IdleTimeout); idle.Before(end) {
+			return idle
+		}
+	}
+	return end
+}
+
+// Handler wraps next so that its requests carry a session, reached with
+// [From]. It has the func(http.Handler) http.Handler shape that routers
+// (chi, gorilla/mux) take as middleware.
+func (m *Manager) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := m.newSession(r)
+		ctx := context.WithValue(r.Context(), ctxKey{}, s)
+		s.ctx = ctx
+		r = r.WithContext(ctx)
+		sw := &responseWriter{ResponseWriter: w, s: s, r: r}
+		completed := false
+		defer func() {
+			if !completed {
+				// The handler panicked: save nothing half-done.
+				s.abandon()
+			}
+		}()
+		next.ServeHTTP(sw, r)
+		completed = true
+		sw.commit()
+	})
+}
+
+// newSession reads the client's token without calling the store.
+func (m *Manager) newSession(r *http.Request) *Session {
+	s := &Session{m: m}
+	if h := m.opts.TokenHeader; h != "" {
+		v := r.Header.Get(h)
+		if v == "" {
+			if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+				v = strings.TrimSpace(a[7:])
+			}
+		}
+		if v != "" {
+			if token, err := m.tokens.Decode(m.opts.CookieName, v); err == nil {
+				s.setToken(token)
+				s.headerToken = true
+				return s
+			}
+		}
+	}
+	// Browsers send the most specific cookie first; a cookie that does not
+	// verify (tossed by a sibling subdomain, signed with a removed key) is
+	// skipped. Only a few are tried, so a flood of cookies costs little.
+	for i, c := range r.CookiesNamed(m.opts.CookieName) {
+		if i == 4 {
+			break
+		}
+		if token, err := m.tokens.Decode(m.opts.CookieName, c.Value); err == nil {
+			s.setToken(token)
+			break
+		}
+	}
+	return s
+}
+
+func (s *Session) setToken(token string) {
+	s.token = token
+	s.id = s.m.hasher.StoreID(token)
+	s.fromClient = true
+}
+
+func (s *Session) abandon() {
+	s.mu.Lock()
+	s.committed = true
+	s.mu.Unlock()
+}
+
+func (m *Manager) cookie(r *http.Request, value string) *http.Cookie {
+	o := m.opts.Cookie
+	return &http.Cookie{
+		Name:        m.opts.CookieName,
+		Value:       value,
+		Path:        o.Path,
+		Domain:      o.Domain,
+		Secure:      o.Secure || isHTTPS(r, m.opts.TrustProxy),
+		HttpOnly:    !o.AllowScript,
+		SameSite:    o.SameSite,
+		Partitioned: o.Partitioned,
+	}
+}
+
+func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, token string, transient bool, exp, now time.Time) {
+	value, err := m.tokens.Encode(m.opts.CookieName, token)
+	if err != nil {
+		m.logger.Error("session: encoding the cookie failed", "error", err)
+		return
+	}
+	c := m.cookie(r, value)
+	if !transient {
+		c.Expires = exp.UTC().Truncate(time.Second)
+		c.MaxAge = max(int(exp.Sub(now)/time.Second), 1)
+	}
+	h := w.Header()
+	h.Add("Set-Cookie", c.String())
+	if m.opts.TokenHeader != "" {
+		h.Set(m.opts.TokenHeader, value)
+	}
+	noStore(h)
+}
+
+func (m *Manager) expireCookie(w http.ResponseWriter, r *http.Request) {
+	c := m.cookie(r, "")
+	c.MaxAge = -1
+	c.Expires = time.Unix(1, 0)
+	h := w.Header()
+	h.Add("Set-Cookie", c.String())
+	noStore(h)
+}
+
+// noStore keeps shared caches from storing a response that sets a session
+// cookie, unless the handler chose its own caching.
+func noStore(h http.Header) {
+	h.Add("Vary", "Cookie")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
+}
+
+func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrTooLarge) {
+		m.logger.Warn("session: session too large to save", "max_bytes", m.opts.MaxSize, "path", r.URL.Path)
+		http.Error(w, "Session too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if errors.Is(err, ErrEncode) {
+		m.logger.Error("session: a value put in the session cannot be encoded", "error", err, "path", r.URL.Path)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	m.logger.Error("session: store unavailable", "error", err, "path", r.URL.Path)
+	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+}
+
+// ErrCommitFailed is returned by writes to the response after the session
+// could not be saved: the error handler has answered instead.
+var ErrCommitFailed = errors.New("session: the session could not be saved; the error handler answered the request")
+
+// responseWriter commits the session before the first byte of the
+// response, whichever way the handler starts it.
+type responseWriter struct {
+	http.ResponseWriter
+	s      *Session
+	r      *http.Request
+	done   bool
+	failed bool
+}
+
+// commit saves the session once; it reports false when that failed and
+// the error handler has answered instead.
+func (w *responseWriter) commit() bool {
+	if w.done {
+		return !w.failed
+	}
+	w.done = true
+	if err := w.s.commit(w.ResponseWriter, w.r); err != nil {
+		w.failed = true
+		w.s.m.opts.ErrorHandler(w.ResponseWriter, w.r, err)
+		return false
+	}
+	return true
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: headers still to come
+		return
+	}
+	if w.commit() {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.commit() {
+		return 0, ErrCommitFailed
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps io.Copy's fast path (sendfile) of the underlying writer.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.commit() {
+		return 0, ErrCommitFailed
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, src)
+}
+
+type writerOnly struct{ io.Writer }
+
+// Flush implements http.Flusher.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is the Flush that http.ResponseController calls.
+func (w *responseWriter) FlushError() error {
+	if !w.commit() {
+		return ErrCommitFailed
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack implements http.Hijacker; the session is committed first.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !w.commit() {
+		return nil, nil, ErrCommitFailed
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// managerStats counts what the manager did to its store.
+type managerStats struct {
+	loads, loadMisses, saves, touches, destroys, conflicts, errors atomic.Int64
+}
+
+// ManagerStats is a snapshot of a manager's counters since it was made.
+type ManagerStats struct {
+	Loads      int64 // sessions read from the store
+	LoadMisses int64 // reads that found nothing (unknown or expired id)
+	Saves      int64 // Set or CompareAndSet calls that succeeded
+	Touches    int64 // expiries moved without rewriting data
+	Destroys   int64 // records destroyed (logout, renew, bad records)
+	Conflicts  int64 // compare-and-set conflicts resolved by merging
+	Errors     int64 // store calls that failed
+}
+
+// Stats returns the manager's counters, for an app to export (expvar,
+// Prometheus) as it likes.
+func (m *Manager) Stats() ManagerStats {
+	s := &m.stats
+	return ManagerStats{
+		Loads: s.loads.Load(), LoadMisses: s.loadMisses.Load(), Saves: s.saves.Load(),
+		Touches: s.touches.Load(), Destroys: s.destroys.Load(), Conflicts: s.conflicts.Load(), Errors: s.errors.Load(),
+	}
+}

@@ -1,0 +1,476 @@
+package session
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ErrCommitted is returned by a change to a session after its response
+// headers were sent: the change cannot be saved because the cookie that
+// would carry it has already gone out. It is also logged.
+var ErrCommitted = errors.New("session: changed after the response headers were sent")
+
+// ErrNoSession is returned by every change to the session of a request
+// that did not pass through [Manager.Handler].
+var ErrNoSession = errors.New("session: no session in this request (is the handler wrapped by Manager.Handler?)")
+
+// ErrTooLarge is reported when a session's encoded values exceed
+// [Options.MaxSize]. The default error handler answers 413.
+var ErrTooLarge = errors.New("session: values exceed the size limit")
+
+// Session is one request's view of a session. Handlers get it with [From].
+// It loads from the store on first use, not before, and is saved before
+// the first byte of the response only if it changed.
+//
+// A Session is safe for use by several goroutines of the same request.
+// Getters return the zero value when the key is absent, holds another
+// type, or the session could not be loaded (see [Session.Err]).
+type Session struct {
+	m   *Manager
+	ctx context.Context
+
+	mu          sync.Mutex
+	token       string // what the client holds (verified) or a new one
+	id          string // the store's id: m.hasher.StoreID(token)
+	fromClient  bool   // token came from a valid cookie or header
+	headerToken bool   // it came in the request header
+	loaded      bool
+	loadErr     error
+	stored      []byte    // the record's bytes as loaded; nil if none
+	expires     time.Time // the record's expiry as loaded
+	p           Payload
+	ops         map[string]change // this request's changes, for merging
+	cleared     bool
+	dirty       bool
+	issue       bool // the token must be sent to the client
+	remember    bool // the remember-me flag changed
+	destroyed   bool
+	dead        []string // store ids to destroy at commit
+	committed   bool
+}
+
+type change struct {
+	value   any
+	deleted bool
+}
+
+// From returns the session of a request served through [Manager.Handler].
+// For any other request it returns a session that holds nothing and
+// refuses changes with [ErrNoSession]; it never returns nil.
+func From(r *http.Request) *Session { return FromContext(r.Context()) }
+
+// FromContext is [From] for a context derived from the request's.
+func FromContext(ctx context.Context) *Session {
+	if s, ok := ctx.Value(ctxKey{}).(*Session); ok {
+		return s
+	}
+	return &Session{loaded: true, loadErr: ErrNoSession, p: Payload{Values: map[string]any{}}}
+}
+
+type ctxKey struct{}
+
+// load reads the session from the store on first use. Callers hold s.mu.
+func (s *Session) load() error {
+	if s.loaded {
+		return s.loadErr
+	}
+	s.loaded = true
+	if !s.fromClient {
+		s.fresh()
+		return nil
+	}
+	rec, err := s.m.store.Get(s.ctx, s.id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.m.stats.loadMisses.Add(1)
+		s.fresh()
+		return nil
+	case err != nil:
+		s.m.stats.errors.Add(1)
+		s.loadErr = err
+		s.p.Values = map[string]any{}
+		return err
+	}
+	s.m.stats.loads.Add(1)
+	p, err := s.m.codec.Decode(rec.Data)
+	if err != nil {
+		// Garbage in the store must not become a 500 on every request:
+		// drop the record and start over.
+		s.m.logger.Warn("session: stored session does not decode; destroying it and starting a fresh session", "error", err)
+		s.dead = append(s.dead, s.id)
+		s.fresh()
+		return nil
+	}
+	if !p.CreatedAt.Add(s.m.opts.Lifetime).After(time.Now()) {
+		s.dead = append(s.dead, s.id)
+		s.fresh()
+		return nil
+	}
+	s.stored, s.expires, s.p = rec.Data, rec.Expires, p
+	return nil
+}
+
+// fresh makes s a new, empty session under a new token: a client never
+// chooses its id.
+func (s *Session) fresh() {
+	s.token = newToken()
+	s.id = s.m.hasher.StoreID(s.token)
+	s.issue = true
+	s.stored = nil
+	s.expires = time.Time{}
+	s.p = Payload{Values: map[string]any{}, CreatedAt: time.Now()}
+}
+
+// Err returns the error that kept the session from loading, if any,
+// loading it first if that has not happened yet.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.load()
+}
+
+// Get returns the value under key, or nil. With the JSON codec, numbers
+// come back as json.Number; prefer the typed getters.
+func (s *Session) Get(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return nil
+	}
+	return s.p.Values[key]
+}
+
+// Has reports whether the session holds key.
+func (s *Session) Has(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return false
+	}
+	_, ok := s.p.Values[key]
+	return ok
+}
+
+// Keys returns the session's keys in sorted order.
+func (s *Session) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(s.p.Values))
+	for k := range s.p.Values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// mutable loads the session and checks that it can still change. Callers
+// hold s.mu.
+func (s *Session) mutable() error {
+	if err := s.load(); err != nil {
+		return err
+	}
+	if s.committed {
+		s.m.logger.Error("session: change after the response headers were sent is not saved; change the session before writing the response")
+		return ErrCommitted
+	}
+	return nil
+}
+
+func (s *Session) record(key string, c change) {
+	if s.ops == nil {
+		s.ops = make(map[string]change)
+	}
+	s.ops[key] = c
+	s.dirty = true
+}
+
+// Put sets key to value. The value must be encodable by the manager's
+// codec (with the default JSON codec: anything encoding/json accepts).
+// It returns ErrCommitted after the response headers were sent, and the
+// load error if the session could not be loaded.
+func (s *Session) Put(key string, value any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	s.p.Values[key] = value
+	s.record(key, change{value: value})
+	return nil
+}
+
+// Delete removes key. Deleting an absent key is a no-op that causes no
+// write.
+func (s *Session) Delete(key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	s.delete(key)
+	return nil
+}
+
+func (s *Session) delete(key string) {
+	if _, ok := s.p.Values[key]; !ok {
+		return
+	}
+	delete(s.p.Values, key)
+	s.record(key, change{deleted: true})
+}
+
+// Pop returns the value under key and deletes it: the way to read a
+// one-time value such as a flash message.
+func (s *Session) Pop(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mutable() != nil {
+		return nil
+	}
+	v, ok := s.p.Values[key]
+	if ok {
+		s.delete(key)
+	}
+	return v
+}
+
+// PopString is [Session.Pop] for a string value; it returns "" for any
+// other type.
+func (s *Session) PopString(key string) string {
+	v, _ := s.Pop(key).(string)
+	return v
+}
+
+// Clear removes every key but keeps the session and its id. Concurrent
+// requests' changes made before this one commits are cleared too.
+func (s *Session) Clear() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	s.p.Values = map[string]any{}
+	s.ops = nil
+	s.cleared = true
+	s.dirty = true
+	return nil
+}
+
+// Renew gives the session a new id and token, destroys the record under
+// the old one and keeps the values. Call it after login and any privilege
+// change, so that a token obtained before (session fixation) is worth
+// nothing. The absolute lifetime starts again.
+func (s *Session) Renew() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	if s.stored != nil {
+		s.dead = append(s.dead, s.id)
+	}
+	s.token = newToken()
+	s.id = s.m.hasher.StoreID(s.token)
+	s.stored = nil
+	s.expires = time.Time{}
+	s.p.CreatedAt = time.Now()
+	s.issue = true
+	s.dirty = true
+	return nil
+}
+
+// Destroy deletes the session from the store and expires the client's
+// cookie. A request still in flight with the old session cannot write it
+// back. Values put after Destroy start a new session under a new id.
+func (s *Session) Destroy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.committed {
+		s.m.logger.Error("session: Destroy after the response headers were sent is not saved")
+		return ErrCommitted
+	}
+	if s.loadErr == ErrNoSession {
+		return ErrNoSession
+	}
+	// No load is needed to destroy: the id is known from the cookie.
+	if s.fromClient && !slices.Contains(s.dead, s.id) {
+		s.dead = append(s.dead, s.id)
+	}
+	s.loaded, s.loadErr = true, nil
+	s.fresh()
+	s.issue = false
+	s.ops, s.cleared, s.dirty = nil, false, false
+	s.destroyed = true
+	return nil
+}
+
+// RememberMe chooses the cookie's lifetime for this session: true (the
+// default) sends a persistent cookie that outlives the browser, false a
+// browser-session cookie that the browser drops when it closes. The
+// server-side timeouts apply either way.
+func (s *Session) RememberMe(remember bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	if s.p.Transient == !remember {
+		return nil
+	}
+	s.p.Transient = !remember
+	s.remember = true
+	s.dirty = true
+	return nil
+}
+
+// ID returns the session's id as the store knows it (a hash of the
+// client's token, not the token): safe to show, log or use as a handle.
+// It loads the session, and is "" if that failed.
+func (s *Session) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return ""
+	}
+	return s.id
+}
+
+// CreatedAt returns when the session was created or last renewed.
+func (s *Session) CreatedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return time.Time{}
+	}
+	return s.p.CreatedAt
+}
+
+// Expires returns when the session will expire if the client makes no
+// further request: the idle deadline, or the absolute lifetime if sooner.
+func (s *Session) Expires() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return time.Time{}
+	}
+	return s.m.expiry(s.p.CreatedAt, time.Now())
+}
+
+// GetString returns the string under key, or "".
+func (s *Session) GetString(key string) string {
+	v, _ := s.Get(key).(string)
+	return v
+}
+
+// GetBool returns the bool under key, or false.
+func (s *Session) GetBool(key string) bool {
+	v, _ := s.Get(key).(bool)
+	return v
+}
+
+// GetInt64 returns the integer under key, or 0. It accepts any Go integer
+// type, a json.Number, and a float64 with no fractional part.
+func (s *Session) GetInt64(key string) int64 {
+	switch v := s.Get(key).(type) {
+	case int:
+		return int64(v)
+	case int8:
+		return int64(v)
+	case int16:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	case uint:
+		return int64(v)
+	case uint8:
+		return int64(v)
+	case uint16:
+		return int64(v)
+	case uint32:
+		return int64(v)
+	case uint64:
+		if v <= math.MaxInt64 {
+			return int64(v)
+		}
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			return n
+		}
+		if f, err := v.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f)
+		}
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<63 {
+			return int64(v)
+		}
+	case float32:
+		if float64(v) == math.Trunc(float64(v)) {
+			return int64(v)
+		}
+	case string:
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// GetInt is [Session.GetInt64] as an int.
+func (s *Session) GetInt(key string) int { return int(s.GetInt64(key)) }
+
+// GetFloat64 returns the number under key, or 0.
+func (s *Session) GetFloat64(key string) float64 {
+	switch v := s.Get(key).(type) {
+	case float64:
+		return v
+	case float32:
+		return float64(v)
+	case json.Number:
+		f, _ := v.Float64()
+		return f
+	case nil:
+		return 0
+	}
+	return float64(s.GetInt64(key))
+}
+
+// GetTime returns the time under key, or the zero time. It accepts a
+// time.Time and, as the JSON codec stores times, an RFC 3339 string.
+func (s *Session) GetTime(key string) time.Time {
+	switch v := s.Get(key).(type) {
+	case time.Time:
+		return v
+	case string:
+		t, _ := time.Parse(time.RFC3339Nano, v)
+		return t
+	}
+	return time.Time{}
+}
+
+// GetBytes returns the byte slice under key, or nil. It accepts a []byte
+// and, as the JSON codec stores them, a base64 string.
+func (s *Session) GetBytes(key string) []byte {
+	switch v := s.Get(key).(type) {
+	case []byte:
+		return v
+	case string:
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err == nil {
+			return b
+		}
+	}
+	return nil
+}
