@@ -185,11 +185,16 @@ func (t pgTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndDat
 // searchPath is set, unqualified table names resolve in that schema.
 func newPgPool(tb testing.TB, c *rtCounter, searchPath string) *pgxpool.Pool {
 	tb.Helper()
+	return newPgPoolN(tb, c, searchPath, poolSize)
+}
+
+func newPgPoolN(tb testing.TB, c *rtCounter, searchPath string, size int32) *pgxpool.Pool {
+	tb.Helper()
 	cfg, err := pgxpool.ParseConfig(databaseURL())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.MaxConns = poolSize
+	cfg.MaxConns = size
 	cfg.MinConns = 1
 	if searchPath != "" {
 		cfg.ConnConfig.RuntimeParams["search_path"] = searchPath

@@ -47,6 +47,8 @@ type contender struct {
 	// stored returns the bytes one realistic session costs in its store
 	// (value, key), looked up after one /login.
 	stored func(tb testing.TB, cookieValue string) (value, key int)
+	// last is the last record the contender's store was asked to keep.
+	last *lastWrite
 
 	mu      sync.Mutex
 	clients []*client

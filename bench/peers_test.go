@@ -43,20 +43,28 @@ func writeCounter(w http.ResponseWriter, uid string, n int) {
 // lastWrite remembers the sizes of the last record a store was asked to
 // keep: the bytes one session costs in its store.
 type lastWrite struct {
-	mu       sync.Mutex
-	key, val int
+	mu  sync.Mutex
+	key string
+	val []byte
 }
 
 func (l *lastWrite) set(key string, val []byte) {
 	l.mu.Lock()
-	l.key, l.val = len(key), len(val)
+	l.key, l.val = key, append(l.val[:0], val...)
 	l.mu.Unlock()
 }
 
 func (l *lastWrite) get(testing.TB, string) (int, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.val, l.key
+	return len(l.val), len(l.key)
+}
+
+// value returns a copy of the last value written.
+func (l *lastWrite) value() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.val...)
 }
 
 // ---------------------------------------------------------------- scs
@@ -163,7 +171,7 @@ func newSCS(lib string, store scs.Store, rt *rtCounter, countCalls bool, keyPfx 
 			http.NotFound(w, r)
 		}
 	})
-	return &contender{lib: lib, handler: sm.LoadAndSave(h), cookie: "session", rt: rt, stored: last.get}
+	return &contender{lib: lib, handler: sm.LoadAndSave(h), cookie: "session", rt: rt, stored: last.get, last: last}
 }
 
 func scsMemory(b *testing.B) []*contender {
@@ -282,7 +290,9 @@ func gorillaRedis(b *testing.B) *contender {
 	rs.SetKeyPrefix(keyPrefix + "gorilla:")
 	rs.SetMaxAge(int(lifetime / time.Second))
 	rt.reset()
-	return newGorilla("gorilla-redis", rs, rt, last.get)
+	c := newGorilla("gorilla-redis", rs, rt, last.get)
+	c.last = last
+	return c
 }
 
 // -------------------------------------------------------------- floors

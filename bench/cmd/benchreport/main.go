@@ -1,0 +1,320 @@
+// Command benchreport reads the raw output of the bench module's
+// benchmarks and writes, as Markdown, the headline ratios (ours against
+// scs with IdleTimeout and against the floor) and the issue's targets,
+// each marked met or missed. Medians are used throughout, as benchstat
+// does.
+//
+//	go run ./cmd/benchreport results/requests.txt [results/scale.txt]
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/perf/benchfmt"
+)
+
+// key identifies one benchmark, without its -GOMAXPROCS suffix.
+type key struct {
+	bench                  string // Request, StoredBytes, ScalePostgresCleanup, ...
+	backend, work, clients string
+	lib                    string
+}
+
+type data map[key]map[string][]float64
+
+func read(files []string) (data, error) {
+	d := data{}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		r := benchfmt.NewReader(f, name)
+		for r.Scan() {
+			res, ok := r.Result().(*benchfmt.Result)
+			if !ok {
+				continue
+			}
+			base, parts := res.Name.Parts()
+			k := key{bench: string(base)}
+			for _, p := range parts {
+				kv, ok := bytes.CutPrefix(p, []byte("/"))
+				if !ok {
+					continue
+				}
+				name, val, _ := strings.Cut(string(kv), "=")
+				switch name {
+				case "backend":
+					k.backend = val
+				case "work":
+					k.work = val
+				case "clients":
+					k.clients = val
+				case "lib":
+					k.lib = val
+				}
+			}
+			m := d[k]
+			if m == nil {
+				m = map[string][]float64{}
+				d[k] = m
+			}
+			for _, v := range res.Values {
+				m[v.Unit] = append(m[v.Unit], v.Value)
+			}
+		}
+		f.Close()
+		if err := r.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// get returns the median of unit for k, and whether there was any.
+func (d data) get(k key, unit string) (float64, bool) {
+	vs := slices.Clone(d[k][unit])
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2], true
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2, true
+}
+
+func ns(d data, k key) (float64, bool) { return d.get(k, "ns/op") }
+
+func fmtNs(v float64, ok bool) string {
+	if !ok {
+		return "—"
+	}
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f ms", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1f µs", v/1e3)
+	}
+	return fmt.Sprintf("%.0f ns", v)
+}
+
+func fmtNum(v float64, ok bool) string {
+	if !ok {
+		return "—"
+	}
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// ratio is how many times faster a is than b (b's time over a's).
+func ratio(d data, a, b key) (float64, bool) {
+	na, ok1 := ns(d, a)
+	nb, ok2 := ns(d, b)
+	if !ok1 || !ok2 || na == 0 {
+		return 0, false
+	}
+	return nb / na, true
+}
+
+func fmtRatio(v float64, ok bool) string {
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
+var (
+	backends = []string{"memory", "redis", "postgres"}
+	works    = []string{"read", "write", "mixed"}
+	clients  = []string{"1", "64"}
+)
+
+func req(backend, work, cl, lib string) key {
+	return key{bench: "Request", backend: backend, work: work, clients: cl, lib: lib}
+}
+
+func mark(ok, known bool) string {
+	switch {
+	case !known:
+		return "not measured"
+	case ok:
+		return "**met**"
+	}
+	return "**MISSED**"
+}
+
+func report(w io.Writer, d data) {
+	fmt.Fprintln(w, "### Headline: ours against scs (IdleTimeout set) and the floor")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Throughput ratios are the other's median ns/op over ours: above 1x, ours is faster.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| backend | workload | clients | ours | scs-idle | scs-noidle | floor | ours vs scs-idle | ours vs floor | allocs ours / scs-idle | store rt/op ours (read+write) / scs-idle |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, be := range backends {
+		for _, wk := range works {
+			for _, cl := range clients {
+				o := req(be, wk, cl, "ours")
+				s := req(be, wk, cl, "scs-idle")
+				sn := req(be, wk, cl, "scs-noidle")
+				f := req(be, wk, cl, "floor")
+				if _, ok := ns(d, s); !ok {
+					continue
+				}
+				on, ook := ns(d, o)
+				sv, _ := ns(d, s)
+				snv, snok := ns(d, sn)
+				fv, fok := ns(d, f)
+				rs, rsok := ratio(d, o, s)
+				rf, rfok := ratio(d, o, f)
+				oa, oaok := d.get(o, "allocs/op")
+				sa, saok := d.get(s, "allocs/op")
+				ord, _ := d.get(o, "rd-rt/op")
+				owr, owok := d.get(o, "wr-rt/op")
+				srd, _ := d.get(s, "rd-rt/op")
+				swr, swok := d.get(s, "wr-rt/op")
+				rt := "—"
+				if owok && swok {
+					rt = fmt.Sprintf("%s+%s / %s+%s", fmtNum(ord, true), fmtNum(owr, true), fmtNum(srd, true), fmtNum(swr, true))
+				} else if swok {
+					rt = fmt.Sprintf("— / %s+%s", fmtNum(srd, true), fmtNum(swr, true))
+				}
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n",
+					be, wk, cl, fmtNs(on, ook), fmtNs(sv, true), fmtNs(snv, snok), fmtNs(fv, fok),
+					fmtRatio(rs, rsok), fmtRatio(rf, rfok), fmtNum(oa, oaok), fmtNum(sa, saok), rt)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "### Targets (issue 6)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | case | measured | result |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	row := func(target, cas, measured string, ok, known bool) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", target, cas, measured, mark(ok, known))
+	}
+	for _, cl := range clients {
+		r, ok := ratio(d, req("redis", "read", cl, "ours"), req("redis", "read", cl, "scs-idle"))
+		row("Redis read-only: ≥ 1.8x scs-idle throughput", cl+" client(s)", fmtRatio(r, ok), r >= 1.8, ok)
+		r, ok = ratio(d, req("redis", "read", cl, "ours"), req("redis", "read", cl, "floor"))
+		row("Redis read-only: ≥ 0.9x the raw-GET floor", cl+" client(s)", fmtRatio(r, ok), r >= 0.9, ok)
+	}
+	for _, be := range []string{"redis", "postgres"} {
+		for _, cl := range clients {
+			r, ok := ratio(d, req(be, "write", cl, "ours"), req(be, "write", cl, "scs-idle"))
+			row("write every request: ≥ 1.0x scs-idle", be+", "+cl+" client(s)", fmtRatio(r, ok), r >= 1.0, ok)
+		}
+	}
+	for _, wk := range works {
+		for _, cl := range clients {
+			o, s := req("memory", wk, cl, "ours"), req("memory", wk, cl, "scs-idle")
+			on, ok1 := ns(d, o)
+			sn, ok2 := ns(d, s)
+			oa, ok3 := d.get(o, "allocs/op")
+			sa, ok4 := d.get(s, "allocs/op")
+			known := ok1 && ok2 && ok3 && ok4
+			row("memory: ns/op and allocs/op ≤ scs-idle", wk+", "+cl+" client(s)",
+				fmt.Sprintf("%s vs %s; %s vs %s allocs", fmtNs(on, ok1), fmtNs(sn, ok2), fmtNum(oa, ok3), fmtNum(sa, ok4)),
+				on <= sn && oa <= sa, known)
+		}
+	}
+	for _, be := range backends {
+		for _, cl := range clients {
+			o := req(be, "read", cl, "ours")
+			rd, ok1 := d.get(o, "rd-rt/op")
+			wr, ok2 := d.get(o, "wr-rt/op")
+			// Round to absorb a stray setup round trip in a long run.
+			row("read-only: 1 store round trip, 0 writes", be+", "+cl+" client(s)",
+				fmt.Sprintf("%s reads + %s writes", fmtNum(rd, ok1), fmtNum(wr, ok2)),
+				rd > 0.99 && rd < 1.01 && wr < 0.01, ok1 && ok2)
+		}
+	}
+	sc := key{bench: "ScalePostgresCleanup"}
+	p99r, ok := d.get(sc, "p99-ratio")
+	idle, _ := d.get(sc, "idle-p99-µs")
+	during, _ := d.get(sc, "cleanup-p99-µs")
+	secs, _ := d.get(sc, "cleanup-s")
+	rows, _ := d.get(sc, "rows")
+	row("cleanup of 1M rows: concurrent p99 Get < 2x idle", fmt.Sprintf("%.0f expired rows", rows),
+		fmt.Sprintf("p99 %.0f µs during vs %.0f µs idle (%.2fx); cleanup took %.1f s", during, idle, p99r, secs),
+		p99r < 2, ok)
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "### Bytes stored per realistic session")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "User id, email, two roles, a CSRF token and a flash message, after /login: the value and key the store is asked to keep (gorilla's cookie store keeps it all in the cookie).")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| backend | lib | value B | key B | total B |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	var sb []key
+	for k := range d {
+		if k.bench == "StoredBytes" {
+			sb = append(sb, k)
+		}
+	}
+	slices.SortFunc(sb, func(a, b key) int {
+		return strings.Compare(fmt.Sprint(slices.Index(backends, a.backend), a.lib), fmt.Sprint(slices.Index(backends, b.backend), b.lib))
+	})
+	for _, k := range sb {
+		v, _ := d.get(k, "value-B")
+		kb, _ := d.get(k, "key-B")
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.0f | %.0f |\n", k.backend, k.lib, v, kb, v+kb)
+	}
+	fmt.Fprintln(w)
+
+	var mem []key
+	for k := range d {
+		if k.bench == "ScaleRedisMemory" {
+			mem = append(mem, k)
+		}
+	}
+	if len(mem) > 0 || ok {
+		fmt.Fprintln(w, "### Scale")
+		fmt.Fprintln(w)
+	}
+	if ok {
+		idle50, _ := d.get(sc, "idle-p50-µs")
+		during50, _ := d.get(sc, "cleanup-p50-µs")
+		rps, _ := d.get(sc, "rows/s")
+		fmt.Fprintf(w, "Postgres, `PostgresStore.DeleteExpired` of %.0f expired rows (plus 10,000 live ones) while 8 paced loops Get live sessions (about 2,000 Gets/s in all):\n\n", rows)
+		fmt.Fprintln(w, "| cleanup time | rows/s | Get p50 idle | Get p50 during | Get p99 idle | Get p99 during | p99 ratio |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+		fmt.Fprintf(w, "| %.1f s | %.0f | %.0f µs | %.0f µs | %.0f µs | %.0f µs | %.2fx |\n\n", secs, rps, idle50, during50, idle, during, p99r)
+	}
+	if len(mem) > 0 {
+		slices.SortFunc(mem, func(a, b key) int { return strings.Compare(a.lib, b.lib) })
+		fmt.Fprintln(w, "Redis, 1,000,000 live sessions in each library's format, `INFO memory` used_memory delta:")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| lib | bytes per session | value B | key B |")
+		fmt.Fprintln(w, "|---|---|---|---|")
+		for _, k := range mem {
+			m, _ := d.get(k, "mem-B/session")
+			v, _ := d.get(k, "value-B")
+			kb, _ := d.get(k, "key-B")
+			fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f |\n", k.lib, m, v, kb)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchreport results.txt...")
+		os.Exit(2)
+	}
+	d, err := read(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+	report(os.Stdout, d)
+}
