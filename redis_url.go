@@ -20,6 +20,10 @@ import (
 //
 // Other query parameters are go-redis options in snake case
 // (dial_timeout=3s, pool_size=20). An error never contains the password.
+//
+// The client honours context deadlines (go-redis ContextTimeoutEnabled):
+// without it a hung server holds a call for the client's ReadTimeout
+// whatever the caller's deadline, which breaks the Store contract.
 func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -47,18 +51,21 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, wrap(err)
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(o), nil
 	case cluster || q.Has("addr"):
 		o, err := redis.ParseClusterURL(clean)
 		if err != nil {
 			return nil, wrap(err)
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), nil
 	default:
 		o, err := redis.ParseURL(clean)
 		if err != nil {
 			return nil, wrap(err)
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
 	}
 }

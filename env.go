@@ -1,0 +1,541 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend modes, the values of SESSION_BACKEND.
+const (
+	// ModeSelect uses the first candidate that works at startup: Redis,
+	// then Postgres, then memory where allowed. A backend that fails
+	// later fails requests until it is back. The default.
+	ModeSelect = "select"
+	// ModeTiered keeps Redis in front of Postgres ([Tiered]). Postgres
+	// must work at startup; Redis may be down and is used when it comes.
+	ModeTiered = "tiered"
+	// ModeFailover moves requests between the working candidates
+	// ([Failover]).
+	ModeFailover = "failover"
+)
+
+// MinSecretLen is the shortest SESSION_SECRET accepted in production.
+const MinSecretLen = 32
+
+// Secret is a key that must never be printed: its String, GoString and
+// LogValue all say "[redacted]".
+type Secret []byte
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) GoString() string             { return "[redacted]" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Config is the session configuration an app takes from its environment;
+// see [ConfigFromEnv] for the variables. It holds connection passwords and
+// the secret: its String, GoString and LogValue redact them, so it can be
+// printed and logged.
+type Config struct {
+	// Env is APP_ENV, or GO_ENV when APP_ENV is unset.
+	Env string
+	// Production is true when Env is "production" or "prod".
+	Production bool
+
+	// RedisURL is the Redis to use, "" for none. It may hold a password.
+	RedisURL string
+	// DatabaseURL is the Postgres for requests (possibly a transaction
+	// pooler), "" for none. It may hold a password.
+	DatabaseURL string
+	// DirectURL is a direct connection to the same Postgres, used by
+	// Migrate when set. It may hold a password.
+	DirectURL string
+
+	// Secret is SESSION_SECRET: the cookie signing key material.
+	Secret Secret
+	// CookieDomain is COOKIE_DOMAIN, "" for a host-only cookie.
+	CookieDomain string
+
+	// ForcePersistent refuses the memory store even outside production.
+	ForcePersistent bool
+	// AllowMemory accepts the memory store in production.
+	AllowMemory bool
+
+	// Mode is ModeSelect, ModeTiered or ModeFailover.
+	Mode string
+	// Table is the Postgres table (default "sessions").
+	Table string
+	// RedisPrefix is the Redis key prefix (default "session:").
+	RedisPrefix string
+	// Timeout bounds each backend's startup check (default 3s).
+	Timeout time.Duration
+}
+
+// ConfigFromEnv reads the configuration from the process environment:
+//
+//	APP_ENV, GO_ENV              "production" or "prod" means production
+//	REDIS_URL                    redis:// or rediss:// URL
+//	REDIS_HOST, REDIS_PORT,      used when REDIS_URL is unset (port 6379)
+//	  REDIS_PASSWORD
+//	UPSTASH_REDIS_HOST,          used when both above are unset; TLS,
+//	  UPSTASH_REDIS_PASSWORD,      user "default", port 6379
+//	  UPSTASH_REDIS_PORT
+//	DATABASE_URL                 Postgres for requests (may be a pooler)
+//	DIRECT_URL                   direct Postgres, for Migrate
+//	SESSION_SECRET               required in production, >= 32 bytes
+//	COOKIE_DOMAIN                cookie Domain attribute
+//	FORCE_PERSISTENT_SESSIONS    true: never the memory store
+//	SESSION_ALLOW_MEMORY         true: memory store allowed in production
+//	SESSION_BACKEND              select (default), tiered or failover
+//	SESSION_TABLE                Postgres table, default sessions
+//	SESSION_REDIS_PREFIX         Redis key prefix, default session:
+//	SESSION_BACKEND_TIMEOUT      startup check per backend, default 3s
+//
+// Everything is validated now: a malformed URL, an unknown mode, a bad
+// boolean or a missing or short secret in production is an error that
+// names the variable and never contains a password or the secret.
+func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.LookupEnv) }
+
+// ConfigFromLookup is [ConfigFromEnv] reading variables through lookup,
+// for tests and for apps that keep their settings elsewhere.
+func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string {
+		v, _ := lookup(k)
+		return strings.TrimSpace(v)
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("session: "+format, a...)) }
+	boolVar := func(k string) bool {
+		v := get(k)
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("%s=%q: want true or false", k, v)
+		}
+		return b
+	}
+
+	c := Config{Env: get("APP_ENV")}
+	if c.Env == "" {
+		c.Env = get("GO_ENV")
+	}
+	switch strings.ToLower(c.Env) {
+	case "production", "prod":
+		c.Production = true
+	}
+
+	// Redis.
+	switch {
+	case get("REDIS_URL") != "":
+		c.RedisURL = get("REDIS_URL")
+		if rc, err := NewRedisClient(c.RedisURL); err != nil {
+			bad("REDIS_URL: %v", strings.TrimPrefix(err.Error(), "session: "))
+		} else {
+			rc.Close()
+		}
+	case get("REDIS_HOST") != "":
+		c.RedisURL = hostURL("redis", "", get("REDIS_PASSWORD"), get("REDIS_HOST"), get("REDIS_PORT"), "REDIS", bad)
+	case get("UPSTASH_REDIS_HOST") != "":
+		host := get("UPSTASH_REDIS_HOST")
+		// Upstash shows the host with a scheme at times; accept it.
+		if u, err := url.Parse(host); err == nil && u.Host != "" {
+			host = u.Hostname()
+		}
+		c.RedisURL = hostURL("rediss", "default", get("UPSTASH_REDIS_PASSWORD"), host, get("UPSTASH_REDIS_PORT"), "UPSTASH_REDIS", bad)
+	}
+
+	// Postgres.
+	c.DatabaseURL = get("DATABASE_URL")
+	c.DirectURL = get("DIRECT_URL")
+	if c.DirectURL != "" && c.DatabaseURL == "" {
+		bad("DIRECT_URL is set but DATABASE_URL is not")
+	}
+	if c.DatabaseURL != "" {
+		if _, err := PostgresCandidate(c.DatabaseURL, "", PostgresOptions{}); err != nil {
+			bad("DATABASE_URL: %s is not a valid Postgres URL", RedactURL(c.DatabaseURL))
+		}
+	}
+	if c.DirectURL != "" {
+		if _, err := PostgresCandidate(c.DirectURL, "", PostgresOptions{}); err != nil {
+			bad("DIRECT_URL: %s is not a valid Postgres URL", RedactURL(c.DirectURL))
+		}
+	}
+
+	// Secret, cookie.
+	if s, ok := lookup("SESSION_SECRET"); ok && s != "" {
+		c.Secret = Secret(s)
+	}
+	switch {
+	case c.Production && len(c.Secret) == 0:
+		bad("SESSION_SECRET is required in production (at least %d bytes, e.g. openssl rand -base64 48)", MinSecretLen)
+	case c.Production && len(c.Secret) < MinSecretLen:
+		bad("SESSION_SECRET is %d bytes; production needs at least %d", len(c.Secret), MinSecretLen)
+	}
+	c.CookieDomain = get("COOKIE_DOMAIN")
+	if d := c.CookieDomain; d != "" {
+		if strings.ContainsAny(d, "/:@ ;,") || strings.HasPrefix(strings.TrimPrefix(d, "."), ".") || strings.HasSuffix(d, ".") {
+			bad("COOKIE_DOMAIN=%q: want a bare domain such as example.com (no scheme, port or path)", d)
+		}
+	}
+
+	c.ForcePersistent = boolVar("FORCE_PERSISTENT_SESSIONS")
+	c.AllowMemory = boolVar("SESSION_ALLOW_MEMORY")
+
+	c.Mode = strings.ToLower(get("SESSION_BACKEND"))
+	switch c.Mode {
+	case "":
+		c.Mode = ModeSelect
+	case ModeSelect, ModeFailover:
+	case ModeTiered:
+		if c.RedisURL == "" || c.DatabaseURL == "" {
+			bad("SESSION_BACKEND=tiered needs both Redis (REDIS_URL or REDIS_HOST) and DATABASE_URL")
+		}
+	default:
+		bad("SESSION_BACKEND=%q: want select, tiered or failover", c.Mode)
+	}
+	c.Table = get("SESSION_TABLE")
+	if c.Table == "" {
+		c.Table = "sessions"
+	}
+	if _, err := checkTable(c.Table); err != nil {
+		bad("SESSION_TABLE: %v", strings.TrimPrefix(err.Error(), "session: "))
+	}
+	c.RedisPrefix = get("SESSION_REDIS_PREFIX")
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = "session:"
+	}
+	c.Timeout = 3 * time.Second
+	if v := get("SESSION_BACKEND_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad("SESSION_BACKEND_TIMEOUT=%q: want a positive duration such as 3s", v)
+		}
+		c.Timeout = d
+	}
+	if c.Production && c.RedisURL == "" && c.DatabaseURL == "" && !c.AllowMemory {
+		bad("production needs a persistent session store: set REDIS_URL or DATABASE_URL (or SESSION_ALLOW_MEMORY=true to accept losing sessions on restart)")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// hostURL builds a Redis URL from host, port and password variables.
+func hostURL(scheme, user, password, host, port, prefix string, bad func(string, ...any)) string {
+	if port == "" {
+		port = "6379"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		bad("%s_PORT=%q: want a port number", prefix, port)
+	}
+	if strings.ContainsAny(host, "/@ ") {
+		bad("%s_HOST=%q: want a host name or address", prefix, host)
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}
+	switch {
+	case password != "":
+		u.User = url.UserPassword(user, password)
+	case user != "":
+		u.User = url.User(user)
+	}
+	return u.String()
+}
+
+// String describes c without passwords or the secret.
+func (c Config) String() string {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return RedactURL(s)
+	}
+	return fmt.Sprintf("session.Config{Env:%q Production:%v Redis:%q Database:%q Direct:%q Secret:%d bytes CookieDomain:%q ForcePersistent:%v AllowMemory:%v Mode:%s Table:%s RedisPrefix:%q Timeout:%v}",
+		c.Env, c.Production, redact(c.RedisURL), redact(c.DatabaseURL), redact(c.DirectURL), len(c.Secret), c.CookieDomain, c.ForcePersistent, c.AllowMemory, c.Mode, c.Table, c.RedisPrefix, c.Timeout)
+}
+
+// GoString is String, so that %#v does not print passwords either.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer without passwords or the secret.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("env", c.Env),
+		slog.Bool("production", c.Production),
+		slog.String("redis", urlAddr(c.RedisURL, "6379")),
+		slog.String("database", pgAddr(c.DatabaseURL)),
+		slog.Bool("direct_url", c.DirectURL != ""),
+		slog.String("mode", c.Mode),
+		slog.String("table", c.Table),
+	)
+}
+
+func pgAddr(rawURL string) string {
+	if rawURL == "" {
+		return ""
+	}
+	c, err := PostgresCandidate(rawURL, "", PostgresOptions{})
+	if err != nil {
+		return ""
+	}
+	return c.Addr
+}
+
+// SelectOptions returns the selection rules c asks for.
+func (c Config) SelectOptions(logger *slog.Logger) SelectOptions {
+	return SelectOptions{Production: c.Production, AllowMemory: c.AllowMemory, RequirePersistent: c.ForcePersistent, Timeout: c.Timeout, Logger: logger}
+}
+
+// Candidates returns the configured backends in the order [Select] tries
+// them: Redis, then Postgres, then memory (which Select refuses in
+// production unless allowed). opts may be nil.
+func (c Config) Candidates(opts *OpenOptions) ([]Candidate, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	var cs []Candidate
+	if c.RedisURL != "" {
+		ro := opts.Redis
+		if ro.Prefix == "" {
+			ro.Prefix = c.RedisPrefix
+		}
+		rc, err := RedisCandidate(c.RedisURL, ro)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, rc)
+	}
+	if c.DatabaseURL != "" {
+		po := opts.Postgres
+		if po.Table == "" {
+			po.Table = c.Table
+		}
+		if po.Logger == nil {
+			po.Logger = opts.Logger
+		}
+		pc, err := PostgresCandidate(c.DatabaseURL, c.DirectURL, po)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, pc)
+	}
+	cs = append(cs, MemoryCandidate(opts.Memory))
+	return cs, nil
+}
+
+// OpenOptions tunes [Open]. The zero value is ready to use.
+type OpenOptions struct {
+	// Redis, Postgres and Memory configure each store. Prefix and Table
+	// default to the Config's.
+	Redis    RedisOptions
+	Postgres PostgresOptions
+	Memory   MemoryOptions
+	// Tiered and Failover configure the runtime mode, when chosen.
+	Tiered   TieredOptions
+	Failover FailoverOptions
+	// Logger receives the selection and runtime events. The default is
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Backend is the session store an app runs on, as opened by [Open]: what
+// to give the middleware, and what operators need to see.
+type Backend struct {
+	// Name is the chosen backend ("redis", "postgres", "memory") in
+	// select mode, or the mode ("tiered", "failover").
+	Name string
+	// Store is what requests use. It counts its operations
+	// ([StatsReporter]) and lists its backends ([Componenter]).
+	Store Store
+	// Candidates reports every candidate tried at startup and its result.
+	Candidates []CandidateResult
+
+	opened []Store // closed by Close, last first
+}
+
+// Components returns the backends behind Store, for statistics per
+// backend.
+func (b *Backend) Components() []Component { return components(b.Store) }
+
+// Active names the backend requests go to now.
+func (b *Backend) Active() string {
+	if a, ok := b.Store.(Activer); ok {
+		return a.ActiveBackend()
+	}
+	for _, c := range b.Components() {
+		if c.Required {
+			return c.Name
+		}
+	}
+	return b.Name
+}
+
+// Health reports every backend's reachability and latency; see
+// [CheckHealth].
+func (b *Backend) Health(ctx context.Context, opts HealthOptions) HealthReport {
+	return CheckHealth(ctx, b.Store, opts)
+}
+
+// HealthHandler serves Health as JSON with 200 or 503; see
+// [HealthHandler].
+func (b *Backend) HealthHandler(opts HealthOptions) http.Handler { return HealthHandler(b.Store, opts) }
+
+// Stats returns the operation counters of Store.
+func (b *Backend) Stats() Stats {
+	if r, ok := b.Store.(StatsReporter); ok {
+		return r.Stats()
+	}
+	return Stats{}
+}
+
+// Close stops Store and closes every store Open opened. Calling it again
+// is a no-op.
+func (b *Backend) Close() error {
+	var errs []error
+	// The Store itself first (a Failover's probe), unless it merely
+	// wraps a store closed below.
+	if c, ok := b.Store.(Closer); ok {
+		if _, wrapped := b.Store.(*InstrumentedStore); !wrapped {
+			errs = append(errs, c.Close())
+		}
+	}
+	for i := len(b.opened) - 1; i >= 0; i-- {
+		if c, ok := b.opened[i].(Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	b.opened = nil
+	return errors.Join(errs...)
+}
+
+// Open builds the configured backend: in select mode the first candidate
+// that works ([Select]); in tiered mode Redis in front of Postgres
+// ([Tiered]); in failover mode a [Failover] across the candidates. Every
+// candidate is logged with host and port only. The Backend's Close
+// releases everything Open made.
+func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cands, err := cfg.Candidates(&opts)
+	if err != nil {
+		return nil, err
+	}
+	sel := cfg.SelectOptions(opts.Logger).withDefaults()
+	switch cfg.Mode {
+	case "", ModeSelect:
+		s, err := Select(ctx, cands, sel)
+		if err != nil {
+			return nil, err
+		}
+		st := Instrument(s.Store)
+		return &Backend{Name: s.Name, Store: st, Candidates: s.Candidates, opened: []Store{s.Store}}, nil
+	case ModeTiered:
+		return openTiered(ctx, cfg, cands, sel, opts)
+	case ModeFailover:
+		return openFailover(ctx, cfg, cands, sel, opts)
+	}
+	return nil, fmt.Errorf("session: unknown mode %q", cfg.Mode)
+}
+
+func openTiered(ctx context.Context, cfg Config, cands []Candidate, sel SelectOptions, opts OpenOptions) (*Backend, error) {
+	if len(cands) < 2 || cands[0].Name != "redis" || cands[1].Name != "postgres" {
+		return nil, errors.New("session: tiered mode needs both Redis and Postgres configured")
+	}
+	results := []CandidateResult{}
+	pg, pres := tryCandidate(ctx, cands[1], sel)
+	if pg == nil {
+		results = append(results, CandidateResult{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeNotTried}, pres)
+		return nil, &SelectError{Candidates: results}
+	}
+	// Redis may be down now: the tiered store serves from Postgres and
+	// starts using Redis when it answers. So the store is made without
+	// the ping that decides a candidate.
+	rres := CandidateResult{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeChosen}
+	ro := opts.Redis
+	if ro.Prefix == "" {
+		ro.Prefix = cfg.RedisPrefix
+	}
+	rs, err := OpenRedis(cfg.RedisURL, ro)
+	if err != nil {
+		pg.(Closer).Close()
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, sel.Timeout)
+	if err := rs.Ping(pctx); err != nil {
+		rres.Reason = "not answering; serving from Postgres until it does: " + scrub(err, cfg.RedisURL).Error()
+		sel.Logger.Warn("session: cache not answering at startup; serving from Postgres", "backend", "redis", "addr", cands[0].Addr, "error", rres.Reason)
+	} else {
+		sel.Logger.Info("session: store chosen", "backend", "redis", "addr", cands[0].Addr, "role", "cache")
+	}
+	cancel()
+	to := opts.Tiered
+	if to.Logger == nil {
+		to.Logger = opts.Logger
+	}
+	t, err := NewTiered(rs, pg, to)
+	if err != nil {
+		rs.Close()
+		pg.(Closer).Close()
+		return nil, err
+	}
+	return &Backend{Name: ModeTiered, Store: t, Candidates: append(results, rres, pres), opened: []Store{pg, rs}}, nil
+}
+
+func openFailover(ctx context.Context, cfg Config, cands []Candidate, sel SelectOptions, opts OpenOptions) (*Backend, error) {
+	var stores []Store
+	var results []CandidateResult
+	active := -1
+	for _, c := range cands {
+		s, res := tryCandidate(ctx, c, sel)
+		results = append(results, res)
+		switch {
+		case s != nil:
+			if active < 0 {
+				active = len(stores)
+			}
+			stores = append(stores, s)
+		case c.Name == "redis" && res.Outcome == OutcomeFailed:
+			// Redis needs no migration: keep it in the order, so the
+			// probe moves requests to it once it answers.
+			ro := opts.Redis
+			if ro.Prefix == "" {
+				ro.Prefix = cfg.RedisPrefix
+			}
+			if rs, err := OpenRedis(cfg.RedisURL, ro); err == nil {
+				stores = append(stores, rs)
+			}
+		}
+	}
+	if active < 0 {
+		for _, s := range stores {
+			s.(Closer).Close()
+		}
+		return nil, &SelectError{Candidates: results}
+	}
+	fo := opts.Failover
+	if fo.Logger == nil {
+		fo.Logger = opts.Logger
+	}
+	fo.Active = active
+	f, err := NewFailover(stores, fo)
+	if err != nil {
+		for _, s := range stores {
+			if c, ok := s.(Closer); ok {
+				c.Close()
+			}
+		}
+		return nil, err
+	}
+	return &Backend{Name: ModeFailover, Store: f, Candidates: results, opened: stores}, nil
+}

@@ -1,0 +1,475 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FailoverOptions configures a [Failover] store. The zero value is ready
+// to use.
+type FailoverOptions struct {
+	// CallTimeout bounds every call to a backing store, so that a hung
+	// store costs a request at most this long. The caller's own deadline
+	// still applies when it is shorter. The default is one second.
+	CallTimeout time.Duration
+
+	// FailureThreshold is how many calls in a row must fail on the active
+	// store before requests move to the next store that answers; the call
+	// that reaches it is retried there at once. The default is 3.
+	FailureThreshold int
+
+	// ProbeInterval is how often a background goroutine pings every store
+	// to learn which are healthy and to move requests back to a store
+	// earlier in the order. The default is one second.
+	ProbeInterval time.Duration
+
+	// ProbeTimeout bounds each probe's ping. The default is 500
+	// milliseconds.
+	ProbeTimeout time.Duration
+
+	// RecoverAfter is how many probes in a row a store earlier in the
+	// order than the active one must pass before requests move back to
+	// it. The default is 3.
+	RecoverAfter int
+
+	// MaxTracked is how many ids this process remembers as written (saved,
+	// touched or destroyed) while a store other than the first was active,
+	// to reconcile them on the way back (see [Failover]). Ids beyond it
+	// are counted and logged, not reconciled. The default is 100000.
+	MaxTracked int
+
+	// Active is the index of the store to start on, for a caller that
+	// already knows the first stores are down. The default is 0.
+	Active int
+
+	// Logger receives every move between stores. The default is
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Failover is a [Store] that sends every request to one of several
+// ordered stores: the first (the primary) while it works, the next
+// healthy one when it keeps failing, and the primary again once a
+// background probe has seen it answer RecoverAfter times in a row.
+//
+// What a user loses, in each direction:
+//
+//   - Moving away (primary down): sessions stored only in the primary are
+//     not visible in the secondary: their users get a fresh, empty
+//     session (logged out) until the primary is back. Nothing is copied,
+//     since the primary cannot be read.
+//   - Moving back: before the primary serves requests again, every id
+//     written while a secondary was active (up to MaxTracked per process)
+//     is reconciled in the background and before its next use: its
+//     record is copied from the secondary into the primary, or deleted
+//     from the primary when it was destroyed there. So a session created
+//     or changed during the outage survives the return, and a logout
+//     during the outage stays a logout. Sessions only read (not written)
+//     during the outage are read from the primary as they were before it.
+//     Ids written by other processes are reconciled by those processes;
+//     ids beyond MaxTracked are lost on the way back, and logged.
+type Failover struct {
+	stores []Store
+	comps  []Component
+	opts   FailoverOptions
+	logger *slog.Logger
+
+	counters Counters
+	active   atomic.Int32
+	fails    []atomic.Int32 // consecutive failed calls, per store
+	healthy  []atomic.Bool  // last probe result, per store
+
+	mu        sync.Mutex
+	tracked   map[string]struct{} // written while not on the primary
+	untracked int64
+	drain     map[string]struct{} // to reconcile from drainFrom into the active store
+	drainFrom Store
+	moves     atomic.Int64
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// NewFailover returns a Failover over stores, in order of preference,
+// and starts its probe goroutine, which Close stops. The stores stay the
+// caller's: Close does not close them.
+func NewFailover(stores []Store, opts FailoverOptions) (*Failover, error) {
+	if len(stores) == 0 {
+		return nil, errors.New("session: NewFailover: no stores")
+	}
+	for i, s := range stores {
+		if s == nil {
+			return nil, fmt.Errorf("session: NewFailover: store %d is nil", i)
+		}
+	}
+	if opts.CallTimeout < 0 || opts.FailureThreshold < 0 || opts.ProbeInterval < 0 || opts.ProbeTimeout < 0 || opts.RecoverAfter < 0 || opts.MaxTracked < 0 {
+		return nil, errors.New("session: NewFailover: negative option")
+	}
+	if opts.Active < 0 || opts.Active >= len(stores) {
+		return nil, fmt.Errorf("session: NewFailover: Active %d is not a store index", opts.Active)
+	}
+	if opts.CallTimeout == 0 {
+		opts.CallTimeout = time.Second
+	}
+	if opts.FailureThreshold == 0 {
+		opts.FailureThreshold = 3
+	}
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = time.Second
+	}
+	if opts.ProbeTimeout == 0 {
+		opts.ProbeTimeout = 500 * time.Millisecond
+	}
+	if opts.RecoverAfter == 0 {
+		opts.RecoverAfter = 3
+	}
+	if opts.MaxTracked == 0 {
+		opts.MaxTracked = 100000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	f := &Failover{
+		stores:  append([]Store(nil), stores...),
+		opts:    opts,
+		logger:  opts.Logger,
+		fails:   make([]atomic.Int32, len(stores)),
+		healthy: make([]atomic.Bool, len(stores)),
+		tracked: map[string]struct{}{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for i, s := range stores {
+		name, addr := describe(s)
+		f.comps = append(f.comps, Component{Name: name, Addr: addr, Store: s})
+		f.healthy[i].Store(i >= opts.Active)
+	}
+	uniqueNames(f.comps)
+	f.active.Store(int32(opts.Active))
+	go f.probeLoop()
+	return f, nil
+}
+
+// Components implements [Componenter]. No store is required on its own:
+// the Failover is down only when none answers.
+func (f *Failover) Components() []Component { return append([]Component(nil), f.comps...) }
+
+// ActiveBackend implements [Activer].
+func (f *Failover) ActiveBackend() string { return f.comps[f.active.Load()].Name }
+
+// Active returns the index of the store requests go to.
+func (f *Failover) Active() int { return int(f.active.Load()) }
+
+// Moves returns how many times requests moved between stores.
+func (f *Failover) Moves() int64 { return f.moves.Load() }
+
+// Stats implements [StatsReporter]. Fallbacks counts calls made while a
+// store other than the first was active.
+func (f *Failover) Stats() Stats { return f.counters.Stats() }
+
+// do runs fn on the active store, bounded by CallTimeout. When the call
+// fails and the active store has now failed FailureThreshold times in a
+// row, requests move to the next healthy store and fn is retried there.
+func (f *Failover) do(ctx context.Context, o op, id string, write bool, fn func(ctx context.Context, s Store) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 0; attempt < len(f.stores); attempt++ {
+		i := int(f.active.Load())
+		if id != "" {
+			f.reconcile(ctx, id)
+		}
+		if i != 0 {
+			f.counters.fallbacks.Add(1)
+			if write && id != "" {
+				f.track(id)
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
+		err = fn(cctx, f.stores[i])
+		cancel()
+		if !isFailure(ctx, err) {
+			f.fails[i].Store(0)
+			break
+		}
+		if int(f.fails[i].Add(1)) < f.opts.FailureThreshold || !f.moveAway(i, err) {
+			break
+		}
+	}
+	f.counters.count(ctx, o, err)
+	return err
+}
+
+// moveAway moves requests from store i (which just failed) to the next
+// healthy store after it, wrapping around. It reports whether requests
+// moved (or had already moved).
+func (f *Failover) moveAway(i int, cause error) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if int(f.active.Load()) != i {
+		return true // another call moved them already
+	}
+	f.healthy[i].Store(false)
+	n := len(f.stores)
+	for k := 1; k < n; k++ {
+		j := (i + k) % n
+		if !f.healthy[j].Load() {
+			continue
+		}
+		f.fails[j].Store(0)
+		f.active.Store(int32(j))
+		f.moves.Add(1)
+		f.logger.Warn("session: store failing; moving requests", "from", f.comps[i].Name, "from_addr", f.comps[i].Addr, "to", f.comps[j].Name, "to_addr", f.comps[j].Addr, "error", cause)
+		return true
+	}
+	return false
+}
+
+// track remembers id as written while a secondary store is active.
+func (f *Failover) track(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.tracked[id]; ok {
+		return
+	}
+	if len(f.tracked) >= f.opts.MaxTracked {
+		f.untracked++
+		if f.untracked == 1 {
+			f.logger.Error("session: too many sessions written during failover; further ones will not be carried back to the primary", "max_tracked", f.opts.MaxTracked)
+		}
+		return
+	}
+	f.tracked[id] = struct{}{}
+}
+
+// reconcile carries id over from the store requests left, when it is
+// still waiting for that after a move back.
+func (f *Failover) reconcile(ctx context.Context, id string) {
+	f.mu.Lock()
+	_, ok := f.drain[id]
+	from := f.drainFrom
+	f.mu.Unlock()
+	if !ok {
+		return
+	}
+	if f.carry(ctx, id, from, f.stores[f.active.Load()]) == nil {
+		f.mu.Lock()
+		delete(f.drain, id)
+		f.mu.Unlock()
+	}
+}
+
+// carry makes to hold what from holds under id: the record, or nothing.
+func (f *Failover) carry(ctx context.Context, id string, from, to Store) error {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
+	defer cancel()
+	rec, err := from.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return to.Destroy(ctx, id)
+	case err != nil:
+		return err
+	}
+	return to.Set(ctx, id, rec)
+}
+
+func (f *Failover) probeLoop() {
+	defer close(f.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-f.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(f.opts.ProbeInterval)
+	defer t.Stop()
+	passes := make([]int, len(f.stores))
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+		for i, s := range f.stores {
+			pctx, pcancel := context.WithTimeout(ctx, f.opts.ProbeTimeout)
+			err := ping(pctx, s)
+			pcancel()
+			if ctx.Err() != nil {
+				return
+			}
+			f.healthy[i].Store(err == nil)
+			if err != nil {
+				passes[i] = 0
+				continue
+			}
+			passes[i]++
+		}
+		a := int(f.active.Load())
+		for i := 0; i < a; i++ {
+			if passes[i] >= f.opts.RecoverAfter {
+				f.moveBack(ctx, i, a)
+				break
+			}
+		}
+		f.drainAll(ctx)
+	}
+}
+
+// moveBack moves requests from store a back to store i (earlier in the
+// order). The ids written while a was active are reconciled: each one
+// before its next use, and all of them by the probe goroutine right after.
+func (f *Failover) moveBack(ctx context.Context, i, a int) {
+	f.mu.Lock()
+	if len(f.drain) > 0 {
+		// A previous move back has not finished reconciling: finish it
+		// first, so that two sources are never mixed.
+		f.mu.Unlock()
+		return
+	}
+	f.drain, f.drainFrom = f.tracked, f.stores[a]
+	n := len(f.drain)
+	if i == 0 {
+		f.tracked = map[string]struct{}{}
+	} else {
+		f.tracked = map[string]struct{}{}
+		for id := range f.drain {
+			f.tracked[id] = struct{}{} // still not on the primary
+		}
+	}
+	lost := f.untracked
+	f.untracked = 0
+	f.fails[i].Store(0)
+	f.active.Store(int32(i))
+	f.moves.Add(1)
+	f.mu.Unlock()
+	f.logger.Info("session: store recovered; moving requests back", "from", f.comps[a].Name, "to", f.comps[i].Name, "to_addr", f.comps[i].Addr, "to_reconcile", n, "not_tracked", lost)
+}
+
+// drainAll reconciles every id still waiting after a move back.
+func (f *Failover) drainAll(ctx context.Context) {
+	f.mu.Lock()
+	ids := make([]string, 0, len(f.drain))
+	for id := range f.drain {
+		ids = append(ids, id)
+	}
+	from := f.drainFrom
+	f.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	failed := 0
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := f.carry(ctx, id, from, f.stores[f.active.Load()]); err != nil {
+			failed++
+			continue
+		}
+		f.mu.Lock()
+		delete(f.drain, id)
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	if len(f.drain) == 0 {
+		f.drain, f.drainFrom = nil, nil
+	}
+	f.mu.Unlock()
+	if failed > 0 {
+		f.logger.Warn("session: some sessions could not be carried back yet; retrying", "failed", failed)
+	}
+}
+
+// Reconciling returns how many ids still wait to be carried back after a
+// move back.
+func (f *Failover) Reconciling() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.drain)
+}
+
+// Get implements [Store].
+func (f *Failover) Get(ctx context.Context, id string) (Record, error) {
+	var rec Record
+	err := f.do(ctx, opLoad, id, false, func(ctx context.Context, s Store) (err error) {
+		rec, err = s.Get(ctx, id)
+		return err
+	})
+	return rec, err
+}
+
+// Set implements [Store].
+func (f *Failover) Set(ctx context.Context, id string, rec Record) error {
+	return f.do(ctx, opSave, id, true, func(ctx context.Context, s Store) error { return s.Set(ctx, id, rec) })
+}
+
+// Destroy implements [Store].
+func (f *Failover) Destroy(ctx context.Context, id string) error {
+	return f.do(ctx, opDestroy, id, true, func(ctx context.Context, s Store) error { return s.Destroy(ctx, id) })
+}
+
+// Touch implements [Store].
+func (f *Failover) Touch(ctx context.Context, id string, expires time.Time) error {
+	return f.do(ctx, opTouch, id, true, func(ctx context.Context, s Store) error { return s.Touch(ctx, id, expires) })
+}
+
+// CompareAndSet implements [CompareAndSetter] on the active store.
+func (f *Failover) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	return f.do(ctx, opSave, id, true, func(ctx context.Context, s Store) error {
+		c, ok := s.(CompareAndSetter)
+		if !ok {
+			return unsupported(s, "CompareAndSet")
+		}
+		return c.CompareAndSet(ctx, id, old, rec)
+	})
+}
+
+// Count implements [Counter] on the active store.
+func (f *Failover) Count(ctx context.Context) (int64, error) {
+	s := f.stores[f.active.Load()]
+	c, ok := s.(Counter)
+	if !ok {
+		return 0, unsupported(s, "Count")
+	}
+	return c.Count(ctx)
+}
+
+// DeleteExpired implements [Cleaner] on every store that can clean and
+// answers, returning the total deleted and the first error.
+func (f *Failover) DeleteExpired(ctx context.Context) (int64, error) {
+	var total int64
+	var first error
+	for _, s := range f.stores {
+		if c, ok := s.(Cleaner); ok {
+			n, err := c.DeleteExpired(ctx)
+			total += n
+			if err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return total, first
+}
+
+// Ping implements [Pinger] on the active store.
+func (f *Failover) Ping(ctx context.Context) error { return ping(ctx, f.stores[f.active.Load()]) }
+
+// Close stops the probe goroutine and waits for it. The stores are not
+// closed. Calling Close again is a no-op.
+func (f *Failover) Close() error {
+	f.closeOnce.Do(func() {
+		close(f.stop)
+		<-f.done
+	})
+	return nil
+}

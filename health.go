@@ -1,0 +1,245 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Component is one backend inside a store, as reported by [CheckHealth].
+type Component struct {
+	// Name identifies the backend: "redis", "postgres", "memory", or the
+	// store's type for other stores.
+	Name string
+	// Addr is the backend's host:port ("" for memory). It never holds
+	// credentials.
+	Addr string
+	// Store is the backend itself.
+	Store Store
+	// Required is true when the store cannot serve requests without this
+	// backend: the health check is unhealthy whenever a required backend
+	// is unreachable.
+	Required bool
+}
+
+// Componenter is implemented by stores made of other stores ([Tiered],
+// [Failover], [InstrumentedStore]) to list them for health checks and
+// statistics.
+type Componenter interface {
+	Components() []Component
+}
+
+// Activer is implemented by stores that route requests to one of several
+// backends ([Failover]); ActiveBackend names the one in use.
+type Activer interface {
+	ActiveBackend() string
+}
+
+// components returns the backends of s: its Components, or s itself.
+func components(s Store) []Component {
+	if c, ok := s.(Componenter); ok {
+		return c.Components()
+	}
+	name, addr := describe(s)
+	return []Component{{Name: name, Addr: addr, Store: s, Required: true}}
+}
+
+// describe names a built-in store and gives its address, without
+// credentials.
+func describe(s Store) (name, addr string) {
+	switch s := s.(type) {
+	case *MemoryStore:
+		return "memory", ""
+	case *RedisStore:
+		switch c := s.Client().(type) {
+		case *redis.Client:
+			return "redis", c.Options().Addr
+		case *redis.ClusterClient:
+			return "redis", strings.Join(c.Options().Addrs, ",")
+		}
+		return "redis", ""
+	case *PostgresStore:
+		cc := s.Pool().Config().ConnConfig
+		return "postgres", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
+	case *InstrumentedStore:
+		return describe(s.inner)
+	}
+	return strings.TrimPrefix(fmt.Sprintf("%T", s), "*"), ""
+}
+
+// uniqueNames makes component names unique by suffixing repeats with #2,
+// #3, so that a Failover across two memory stores reports two backends.
+func uniqueNames(cs []Component) {
+	seen := map[string]int{}
+	for i := range cs {
+		seen[cs[i].Name]++
+		if n := seen[cs[i].Name]; n > 1 {
+			cs[i].Name += "#" + strconv.Itoa(n)
+		}
+	}
+}
+
+// Health statuses.
+const (
+	// HealthOK: every backend answered.
+	HealthOK = "ok"
+	// HealthDegraded: requests are served, but a backend that is not
+	// required (a cache, a standby) did not answer.
+	HealthDegraded = "degraded"
+	// HealthDown: requests cannot be served.
+	HealthDown = "down"
+)
+
+// HealthReport is the result of [CheckHealth].
+type HealthReport struct {
+	// Status is HealthOK, HealthDegraded or HealthDown.
+	Status string `json:"status"`
+	// Active names the backend requests go to (for a Failover, the
+	// active store; otherwise the first required backend).
+	Active string `json:"active"`
+	// Backends reports each backend, in the store's order.
+	Backends []BackendHealth `json:"backends"`
+	// Stats are the store's counters, when it counts ([StatsReporter]).
+	Stats *Stats `json:"stats,omitempty"`
+}
+
+// Healthy reports whether requests can be served (Status is not
+// HealthDown).
+func (r HealthReport) Healthy() bool { return r.Status != HealthDown }
+
+// BackendHealth is one backend's part of a [HealthReport].
+type BackendHealth struct {
+	Name      string `json:"name"`
+	Addr      string `json:"addr,omitempty"`
+	Required  bool   `json:"required"`
+	Active    bool   `json:"active"`
+	Reachable bool   `json:"reachable"`
+	// Latency is how long the ping took.
+	Latency time.Duration `json:"-"`
+	// LatencyMS is Latency in milliseconds, for JSON.
+	LatencyMS float64 `json:"latency_ms"`
+	// Error is why the ping failed ("" when it did not). It never holds
+	// credentials.
+	Error string `json:"error,omitempty"`
+	// Sessions is the number of live sessions, when counting was asked
+	// for and the backend can count.
+	Sessions *int64 `json:"sessions,omitempty"`
+}
+
+// HealthOptions configures [CheckHealth] and [HealthHandler]. The zero
+// value is ready to use.
+type HealthOptions struct {
+	// Timeout bounds the whole check, all backends being pinged at once.
+	// The default is two seconds.
+	Timeout time.Duration
+
+	// CountSessions also counts the live sessions of each backend that is
+	// a [Counter]. Counting walks a Redis keyspace or a Postgres table, so
+	// it is off by default: leave it off for load-balancer probes.
+	CountSessions bool
+}
+
+// CheckHealth pings every backend of s at once and reports their
+// reachability and latency. The status is HealthDown when a required
+// backend, or every backend, is unreachable; HealthDegraded when another
+// one is; HealthOK otherwise.
+func CheckHealth(ctx context.Context, s Store, opts HealthOptions) HealthReport {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	cs := components(s)
+	active := ""
+	if a, ok := s.(Activer); ok {
+		active = a.ActiveBackend()
+	} else {
+		for _, c := range cs {
+			if c.Required {
+				active = c.Name
+				break
+			}
+		}
+	}
+	rep := HealthReport{Active: active, Backends: make([]BackendHealth, len(cs))}
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := BackendHealth{Name: c.Name, Addr: c.Addr, Required: c.Required, Active: c.Name == active}
+			start := time.Now()
+			err := ping(ctx, c.Store)
+			b.Latency = time.Since(start)
+			b.LatencyMS = float64(b.Latency.Microseconds()) / 1000
+			b.Reachable = err == nil
+			if err != nil {
+				b.Error = err.Error()
+			}
+			if err == nil && opts.CountSessions {
+				if cn, ok := c.Store.(Counter); ok {
+					if n, err := cn.Count(ctx); err == nil {
+						b.Sessions = &n
+					}
+				}
+			}
+			rep.Backends[i] = b
+		}()
+	}
+	wg.Wait()
+	reachable, down, degraded := 0, false, false
+	for _, b := range rep.Backends {
+		switch {
+		case b.Reachable:
+			reachable++
+		case b.Required:
+			down = true
+		default:
+			degraded = true
+		}
+	}
+	switch {
+	case down || reachable == 0:
+		rep.Status = HealthDown
+	case degraded:
+		rep.Status = HealthDegraded
+	default:
+		rep.Status = HealthOK
+	}
+	if r, ok := s.(StatsReporter); ok {
+		st := r.Stats()
+		rep.Stats = &st
+	}
+	return rep
+}
+
+// HealthHandler returns an http.Handler that serves [CheckHealth] of s as
+// JSON: 200 when requests can be served (ok or degraded), 503 when not,
+// for load balancers. HEAD gets the status code alone. The response is
+// never cached.
+func HealthHandler(s Store, opts HealthOptions) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rep := CheckHealth(r.Context(), s, opts)
+		code := http.StatusOK
+		if !rep.Healthy() {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		if r.Method == http.MethodHead {
+			return
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	})
+}

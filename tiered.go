@@ -1,0 +1,385 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// TieredOptions configures a [Tiered] store. The zero value is ready to
+// use.
+type TieredOptions struct {
+	// CacheTimeout bounds every call to the cache, so that a hung cache
+	// (a Redis that accepts connections but never answers) costs a request
+	// at most this long before it is served by the source. The default is
+	// 100 milliseconds.
+	CacheTimeout time.Duration
+
+	// RetryInterval is how long the cache is left alone after it failed:
+	// meanwhile every call goes to the source only, at no cost. After it,
+	// the next call tries the cache again, so a cache that comes back is
+	// used again without a restart. The default is one second.
+	RetryInterval time.Duration
+
+	// MaxPending is how many ids this process remembers whose cached copy
+	// may be stale because a cache write failed (the cache was down when
+	// the session was saved, touched or destroyed). Their next read goes
+	// to the source and rewrites the cache. Beyond this many the cache is
+	// no longer read at all (it is still written), since stale copies
+	// could no longer be told apart; that is logged. The default is
+	// 100000.
+	MaxPending int
+
+	// TombstoneTTL is how long a destroyed id stays marked in the cache,
+	// so that a read racing with the Destroy cannot copy the record back
+	// into the cache. The default is one minute.
+	TombstoneTTL time.Duration
+
+	// Logger receives the cache going down and coming back. The default
+	// is slog.Default().
+	Logger *slog.Logger
+}
+
+// Tiered is a [Store] that keeps a cache (Redis) in front of a source of
+// truth (Postgres), like Django's cached_db sessions:
+//
+//   - writes (Set, Touch, Destroy, CompareAndSet) go to the source first
+//     and fail when it fails; then the cache is updated, or invalidated
+//     when updating it is not safe;
+//   - reads hit the cache and fall back to the source on a miss or a cache
+//     error, copying the record into the cache.
+//
+// A cache that fails or hangs loses no session and fails no request: each
+// cache call is bounded by CacheTimeout, after a failure the cache is
+// skipped for RetryInterval, and the ids written meanwhile are remembered
+// so that stale copies are never served when the cache is back. With the
+// source down, reads that hit the cache still succeed and writes fail.
+//
+// Limits: the ids whose cache write failed are remembered per process. A
+// cache that only one process of several could not reach may keep serving
+// that process's old copy to the others until the id is written again or
+// the copy expires. As in any cache-aside scheme, a read that races with
+// a plain Set of the same id may leave the older copy in the cache until
+// the next write; CompareAndSet (which the middleware uses) detects such a
+// copy and evicts it.
+type Tiered struct {
+	cache, source Store
+	casCache      CompareAndSetter // nil when the cache cannot compare
+	opts          TieredOptions
+	logger        *slog.Logger
+	counters      Counters
+	comps         []Component
+
+	downUntil atomic.Int64 // unix nanoseconds; 0: the cache is up
+	mu        sync.Mutex
+	pending   map[string]struct{}
+	untrusted bool // pending overflowed: the cache is no longer read
+	hits      atomic.Int64
+	misses    atomic.Int64
+}
+
+// tombstone is the cached value of a destroyed id. A record whose Data is
+// exactly these bytes is still stored correctly: it is always read from
+// the source.
+var tombstone = []byte("\x00sessionkit/session:tombstone\x00")
+
+// NewTiered returns a Tiered store with cache in front of source. Both
+// stay the caller's: Close does not close them. The cache should be a
+// [CompareAndSetter] (a [RedisStore] is): without it a copy can only be
+// invalidated, not refilled safely, so every read misses.
+func NewTiered(cache, source Store, opts TieredOptions) (*Tiered, error) {
+	if cache == nil || source == nil {
+		return nil, errors.New("session: NewTiered: cache and source must not be nil")
+	}
+	if opts.CacheTimeout < 0 || opts.RetryInterval < 0 || opts.MaxPending < 0 || opts.TombstoneTTL < 0 {
+		return nil, errors.New("session: NewTiered: negative option")
+	}
+	if opts.CacheTimeout == 0 {
+		opts.CacheTimeout = 100 * time.Millisecond
+	}
+	if opts.RetryInterval == 0 {
+		opts.RetryInterval = time.Second
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = 100000
+	}
+	if opts.TombstoneTTL == 0 {
+		opts.TombstoneTTL = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	t := &Tiered{cache: cache, source: source, opts: opts, logger: opts.Logger, pending: map[string]struct{}{}}
+	t.casCache, _ = cache.(CompareAndSetter)
+	cn, ca := describe(cache)
+	sn, sa := describe(source)
+	t.comps = []Component{{Name: cn, Addr: ca, Store: cache}, {Name: sn, Addr: sa, Store: source, Required: true}}
+	uniqueNames(t.comps)
+	return t, nil
+}
+
+// Components implements [Componenter]: the cache (not required) and the
+// source (required).
+func (t *Tiered) Components() []Component { return append([]Component(nil), t.comps...) }
+
+// Stats implements [StatsReporter]. Fallbacks counts reads the cache could
+// not answer because it failed, was skipped or could not be trusted.
+func (t *Tiered) Stats() Stats { return t.counters.Stats() }
+
+// CacheStats reports how many reads the cache answered (hits) and how many
+// went to the source (misses, fallbacks included).
+func (t *Tiered) CacheStats() (hits, misses int64) { return t.hits.Load(), t.misses.Load() }
+
+// CacheUp reports whether the cache is in use: it has not failed within
+// RetryInterval and has not been given up on (MaxPending).
+func (t *Tiered) CacheUp() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.untrusted && t.downUntil.Load() == 0
+}
+
+// cacheUsable reports whether a cache call should be tried now.
+func (t *Tiered) cacheUsable() bool {
+	d := t.downUntil.Load()
+	return d == 0 || time.Now().UnixNano() >= d
+}
+
+// cacheCall runs fn on the cache bounded by CacheTimeout, and records the
+// cache as failed when fn fails for a reason other than a store answer or
+// the caller's own context.
+func (t *Tiered) cacheCall(ctx context.Context, fn func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, t.opts.CacheTimeout)
+	defer cancel()
+	err := fn(cctx)
+	if isFailure(ctx, err) {
+		if t.downUntil.Swap(time.Now().Add(t.opts.RetryInterval).UnixNano()) == 0 {
+			t.logger.Warn("session: cache failed; serving from the source", "cache", t.comps[0].Name, "addr", t.comps[0].Addr, "error", err)
+		}
+		return err
+	}
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		if t.downUntil.Swap(0) != 0 {
+			t.logger.Info("session: cache is back", "cache", t.comps[0].Name, "addr", t.comps[0].Addr)
+		}
+	}
+	return err
+}
+
+func (t *Tiered) isPending(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.pending[id]
+	return ok || t.untrusted
+}
+
+func (t *Tiered) markPending(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.untrusted {
+		return
+	}
+	if len(t.pending) >= t.opts.MaxPending {
+		t.untrusted = true
+		t.pending = map[string]struct{}{}
+		t.logger.Error("session: too many sessions changed while the cache was failing; the cache is no longer read by this process", "cache", t.comps[0].Name, "max_pending", t.opts.MaxPending)
+		return
+	}
+	t.pending[id] = struct{}{}
+}
+
+func (t *Tiered) clearPending(id string) {
+	t.mu.Lock()
+	delete(t.pending, id)
+	t.mu.Unlock()
+}
+
+// syncCache applies fn to the cache after a successful write to the
+// source. When the cache cannot be written, id is remembered so that its
+// possibly stale copy is not read.
+func (t *Tiered) syncCache(ctx context.Context, id string, fn func(ctx context.Context) error) {
+	if !t.cacheUsable() {
+		t.markPending(id)
+		return
+	}
+	if err := t.cacheCall(ctx, fn); err != nil && !errors.Is(err, ErrNotFound) {
+		t.markPending(id)
+		return
+	}
+	t.clearPending(id)
+}
+
+// Get implements [Store].
+func (t *Tiered) Get(ctx context.Context, id string) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	rec, err := t.get(ctx, id)
+	t.counters.count(ctx, opLoad, err)
+	return rec, err
+}
+
+func (t *Tiered) get(ctx context.Context, id string) (Record, error) {
+	pending := t.isPending(id)
+	refill := t.casCache != nil && t.cacheUsable()
+	if !pending && t.cacheUsable() {
+		var rec Record
+		err := t.cacheCall(ctx, func(c context.Context) (err error) {
+			rec, err = t.cache.Get(c, id)
+			return err
+		})
+		switch {
+		case err == nil && !bytes.Equal(rec.Data, tombstone):
+			t.hits.Add(1)
+			return rec, nil
+		case err == nil: // destroyed recently: do not copy back
+			refill = false
+		case errors.Is(err, ErrNotFound):
+		case ctx.Err() != nil:
+			return Record{}, err
+		default:
+			refill = false
+			t.counters.fallbacks.Add(1)
+		}
+	} else {
+		t.counters.fallbacks.Add(1)
+	}
+	t.misses.Add(1)
+	rec, err := t.source.Get(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if refill {
+		if pending {
+			// The cached copy may be stale: replace it.
+			t.syncCache(ctx, id, func(c context.Context) error { return t.cache.Set(c, id, rec) })
+		} else {
+			// Only fill an empty slot, so that a write that landed
+			// meanwhile (or a tombstone) is never overwritten.
+			t.cacheCall(ctx, func(c context.Context) error { return t.casCache.CompareAndSet(c, id, nil, rec) })
+		}
+	}
+	return rec, nil
+}
+
+// Set implements [Store]: the source, then the cache.
+func (t *Tiered) Set(ctx context.Context, id string, rec Record) error {
+	err := t.source.Set(ctx, id, rec)
+	t.counters.count(ctx, opSave, err)
+	if err != nil {
+		return err
+	}
+	if !rec.Expires.After(time.Now()) {
+		t.syncCache(ctx, id, func(c context.Context) error { return t.bury(c, id) })
+		return nil
+	}
+	t.syncCache(ctx, id, func(c context.Context) error { return t.cache.Set(c, id, rec) })
+	return nil
+}
+
+// bury replaces the cached copy of a destroyed id with a tombstone.
+func (t *Tiered) bury(ctx context.Context, id string) error {
+	return t.cache.Set(ctx, id, Record{Data: tombstone, Expires: time.Now().Add(t.opts.TombstoneTTL)})
+}
+
+// Destroy implements [Store]: the source, then the cache (a tombstone).
+func (t *Tiered) Destroy(ctx context.Context, id string) error {
+	err := t.source.Destroy(ctx, id)
+	t.counters.count(ctx, opDestroy, err)
+	if err != nil {
+		return err
+	}
+	t.syncCache(ctx, id, func(c context.Context) error { return t.bury(c, id) })
+	return nil
+}
+
+// Touch implements [Store]: the source, then the cached copy's expiry.
+func (t *Tiered) Touch(ctx context.Context, id string, expires time.Time) error {
+	err := t.source.Touch(ctx, id, expires)
+	t.counters.count(ctx, opTouch, err)
+	if err != nil {
+		return err
+	}
+	if !t.cacheUsable() {
+		t.markPending(id)
+		return nil
+	}
+	// A Touch does not make a stale copy fresh: leave id pending then.
+	if err := t.cacheCall(ctx, func(c context.Context) error { return t.cache.Touch(c, id, expires) }); err != nil && !errors.Is(err, ErrNotFound) {
+		t.markPending(id)
+	}
+	return nil
+}
+
+// CompareAndSet implements [CompareAndSetter]. The comparison runs on the
+// source, the source of truth. When it holds, the cached copy is moved
+// from old to rec by a compare-and-set of its own, or evicted when it
+// does not hold old (another writer got there first, or it was not
+// cached). When it does not hold, the cached copy is evicted, since the
+// caller may have read a stale one: its retry reads the source.
+func (t *Tiered) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	cas, ok := t.source.(CompareAndSetter)
+	if !ok {
+		return unsupported(t.source, "CompareAndSet")
+	}
+	err := cas.CompareAndSet(ctx, id, old, rec)
+	t.counters.count(ctx, opSave, err)
+	switch {
+	case errors.Is(err, ErrConflict):
+		t.syncCache(ctx, id, func(c context.Context) error { return t.cache.Destroy(c, id) })
+		return err
+	case err != nil:
+		return err
+	}
+	if !rec.Expires.After(time.Now()) {
+		t.syncCache(ctx, id, func(c context.Context) error { return t.bury(c, id) })
+		return nil
+	}
+	t.syncCache(ctx, id, func(c context.Context) error {
+		if t.casCache == nil {
+			return t.cache.Destroy(c, id)
+		}
+		err := t.casCache.CompareAndSet(c, id, old, rec)
+		if errors.Is(err, ErrConflict) {
+			return t.cache.Destroy(c, id)
+		}
+		return err
+	})
+	return nil
+}
+
+// Count implements [Counter] by counting the source.
+func (t *Tiered) Count(ctx context.Context) (int64, error) {
+	c, ok := t.source.(Counter)
+	if !ok {
+		return 0, unsupported(t.source, "Count")
+	}
+	return c.Count(ctx)
+}
+
+// DeleteExpired implements [Cleaner] on the source (a cache such as Redis
+// expires its copies by itself).
+func (t *Tiered) DeleteExpired(ctx context.Context) (int64, error) {
+	c, ok := t.source.(Cleaner)
+	if !ok {
+		return 0, unsupported(t.source, "DeleteExpired")
+	}
+	return c.DeleteExpired(ctx)
+}
+
+// Ping implements [Pinger]: the store is reachable when its source is,
+// whatever the cache.
+func (t *Tiered) Ping(ctx context.Context) error { return ping(ctx, t.source) }
+
+// Close implements [Closer]. A Tiered store runs no goroutine and does not
+// own its cache and source, so Close does nothing.
+func (t *Tiered) Close() error { return nil }
+
+// String describes the store for logs.
+func (t *Tiered) String() string {
+	return fmt.Sprintf("tiered(%s over %s)", t.comps[0].Name, t.comps[1].Name)
+}
