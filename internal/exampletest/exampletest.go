@@ -165,7 +165,7 @@ type Process struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	output bytes.Buffer // stdout and stderr, interleaved
-	lines  chan string  // stdout lines, for WaitLine
+	lines  chan string  // output lines, for WaitLine
 	done   chan struct{}
 	err    error
 }
@@ -184,26 +184,31 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Stderr = writerFunc(func(b []byte) (int, error) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.output.Write(b)
-	})
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.output.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			select {
-			case p.lines <- sc.Text():
-			default:
+	var readers sync.WaitGroup
+	for _, r := range []io.Reader{stdout, stderr} {
+		readers.Go(func() {
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				p.mu.Lock()
+				p.output.WriteString(sc.Text() + "\n")
+				p.mu.Unlock()
+				select {
+				case p.lines <- sc.Text():
+				default:
+				}
 			}
-		}
-		io.Copy(io.Discard, stdout)
+			io.Copy(io.Discard, r)
+		})
+	}
+	go func() {
+		readers.Wait()
 		p.err = p.cmd.Wait()
 		close(p.lines)
 		close(p.done)
@@ -219,10 +224,6 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Process {
 	return p
 }
 
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
-
 // Output returns what the process wrote so far, stdout and stderr.
 func (p *Process) Output() string {
 	p.mu.Lock()
@@ -230,7 +231,7 @@ func (p *Process) Output() string {
 	return p.output.String()
 }
 
-// WaitLine waits for a stdout line containing substr and returns it.
+// WaitLine waits for an output line (stdout or stderr) containing substr and returns it.
 func (p *Process) WaitLine(substr string, timeout time.Duration) string {
 	p.t.Helper()
 	deadline := time.After(timeout)

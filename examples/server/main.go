@@ -1,0 +1,237 @@
+// Command server is the production shape of an app on the session
+// package: the store chosen from the environment, logs with log/slog,
+// graceful shutdown, a health check and an admin statistics endpoint.
+//
+//	REDIS_URL=redis://127.0.0.1:6379/0 SESSION_SECRET=$(openssl rand -base64 48) go run ./examples/server
+//
+// It reads the variables of session.ConfigFromEnv (REDIS_URL,
+// DATABASE_URL, DIRECT_URL, SESSION_SECRET, APP_ENV, …) and chooses Redis,
+// then Postgres, then memory outside production. It also reads:
+//
+//	ADDR           listen address, default :8080
+//	ADMIN_TOKEN    bearer token for /admin/sessions/stats (unset: 404)
+//	TRUST_PROXY    true: X-Forwarded-Proto: https makes the cookie Secure
+//	LOG_FORMAT     json for JSON logs, otherwise text (on stderr)
+//
+// Endpoints:
+//
+//	POST /api/test-session     merge a JSON object into the session; answers its values
+//	GET  /api/test-session     the session's values as JSON
+//	POST /api/logout           destroy the session
+//	GET  /healthz              health report: 200 ok or degraded, 503 down
+//	GET  /admin/sessions/stats live sessions per backend and store counters
+//
+// On SIGINT or SIGTERM it stops accepting connections, finishes the
+// requests in flight (up to 15 seconds), closes the store and exits 0.
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sessionkit/session"
+)
+
+func main() {
+	logger := newLogger(os.Getenv("LOG_FORMAT"))
+	slog.SetDefault(logger)
+	if err := run(logger); err != nil {
+		logger.Error("examples/server: " + err.Error())
+		os.Exit(1)
+	}
+}
+
+func newLogger(format string) *slog.Logger {
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+func run(logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := session.ConfigFromEnv() // validates; never echoes a password or the secret
+	if err != nil {
+		return err
+	}
+	logger.Info("configuration", "config", cfg)
+	backend, err := session.Open(ctx, cfg, session.OpenOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	logger.Info("session store ready", "backend", backend.Name, "active", backend.Active())
+
+	app, err := newApp(cfg, backend, os.Getenv("ADMIN_TOKEN"), os.Getenv("TRUST_PROXY"), logger)
+	if err != nil {
+		return err
+	}
+	addr := os.Getenv("ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight")
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := backend.Close(); err != nil {
+		return fmt.Errorf("closing the store: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// newApp wires the handlers. Only /api/ goes through the session
+// middleware: probes and admin calls never create sessions.
+func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy string, logger *slog.Logger) (http.Handler, error) {
+	opts := session.Options{
+		Logger: logger,
+		Cookie: session.CookieOptions{Domain: cfg.CookieDomain},
+	}
+	opts.TrustProxy, _ = strconv.ParseBool(trustProxy)
+	if len(cfg.Secret) > 0 {
+		// Outside production the secret may be unset: session.New then
+		// uses a random key and warns that sessions will not survive a
+		// restart.
+		key, err := session.KeyFromSecret(string(cfg.Secret), false)
+		if err != nil {
+			return nil, fmt.Errorf("SESSION_SECRET: %w", err)
+		}
+		opts.Keys = []session.KeyPair{key}
+	}
+	sessions, err := session.New(backend.Store, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/test-session", showSession)
+	api.HandleFunc("POST /api/test-session", mergeSession)
+	api.HandleFunc("POST /api/logout", logout)
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/", sessions.Handler(api))
+	mux.Handle("GET /healthz", backend.HealthHandler(session.HealthOptions{}))
+	mux.Handle("GET /admin/sessions/stats", adminOnly(adminToken, statsHandler(backend)))
+	return mux, nil
+}
+
+func showSession(w http.ResponseWriter, r *http.Request) {
+	s := session.From(r)
+	if err := s.Err(); err != nil {
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, values(s))
+}
+
+func mergeSession(w http.ResponseWriter, r *http.Request) {
+	var in map[string]any
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<10))
+	dec.UseNumber() // keep numbers exact
+	if err := dec.Decode(&in); err != nil || in == nil {
+		http.Error(w, "want a JSON object", http.StatusBadRequest)
+		return
+	}
+	s := session.From(r)
+	for k, v := range in {
+		if err := s.Put(k, v); err != nil {
+			http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, values(s))
+}
+
+func logout(w http.ResponseWriter, r *http.Request) {
+	if err := session.From(r).Destroy(); err != nil {
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"destroyed": true})
+}
+
+func values(s *session.Session) map[string]any {
+	out := map[string]any{}
+	for _, k := range s.Keys() {
+		out[k] = s.Get(k)
+	}
+	return out
+}
+
+// adminOnly serves h to requests bearing token; with no token configured
+// the endpoint does not exist.
+func adminOnly(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			http.NotFound(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// statsJSON is the answer of /admin/sessions/stats.
+type statsJSON struct {
+	Backend  string                  `json:"backend"` // chosen backend or mode
+	Active   string                  `json:"active"`  // where requests go now
+	Status   string                  `json:"status"`  // ok, degraded, down
+	Backends []session.BackendHealth `json:"backends"`
+	Stats    session.Stats           `json:"stats"`
+}
+
+func statsHandler(backend *session.Backend) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rep := backend.Health(r.Context(), session.HealthOptions{CountSessions: true, Timeout: 10 * time.Second})
+		code := http.StatusOK
+		if !rep.Healthy() {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, statsJSON{Backend: backend.Name, Active: rep.Active, Status: rep.Status, Backends: rep.Backends, Stats: backend.Stats()})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v) // a client gone mid-answer needs no log
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionkit/session/internal/exampletest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	exampletest.Cleanup()
+	os.Exit(code)
+}
+
+const secret = "examples/server test secret, 32+ bytes long"
+
+// server is one run of the built binary.
+type server struct {
+	t    *testing.T
+	p    *exampletest.Process
+	base string
+}
+
+func startServer(t *testing.T, env []string) *server {
+	t.Helper()
+	bin := exampletest.Build(t, "./examples/server")
+	p := exampletest.Start(t, bin, env)
+	line := p.WaitLine("msg=listening", 20*time.Second)
+	_, addr, _ := strings.Cut(line, "addr=")
+	return &server{t: t, p: p, base: "http://" + strings.Fields(addr)[0]}
+}
+
+func (s *server) stop() {
+	s.t.Helper()
+	if code := s.p.Stop(20 * time.Second); code != 0 {
+		s.t.Fatalf("exit code %d after SIGTERM; output:\n%s", code, s.p.Output())
+	}
+	if out := s.p.Output(); !strings.Contains(out, "msg=stopped") {
+		s.t.Fatalf("no clean shutdown in the log:\n%s", out)
+	}
+}
+
+func do(t *testing.T, c *http.Client, method, url, body string, hdr ...string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("not JSON: %s", b)
+	}
+	return m
+}
+
+// restartKeepsSession is the must-show: write a value over real HTTP, stop
+// the server process, start a new one, read the value back.
+func restartKeepsSession(t *testing.T, env []string, wantBackend string) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+
+	s := startServer(t, env)
+	if !strings.Contains(s.p.Output(), "backend="+wantBackend) {
+		t.Fatalf("startup log does not name backend %s:\n%s", wantBackend, s.p.Output())
+	}
+	code, b := do(t, c, "POST", s.base+"/api/test-session", `{"color":"blue","n":42}`)
+	want := map[string]any{"color": "blue", "n": json.Number("42")}
+	if code != 200 || !reflect.DeepEqual(decode(t, b), want) {
+		t.Fatalf("POST /api/test-session: %d %s", code, b)
+	}
+	code, b = do(t, c, "POST", s.base+"/api/test-session", `{"size":"L"}`) // merged, not replaced
+	want["size"] = "L"
+	if code != 200 || !reflect.DeepEqual(decode(t, b), want) {
+		t.Fatalf("second POST: %d %s", code, b)
+	}
+	code, b = do(t, c, "GET", s.base+"/healthz", "")
+	if h := decode(t, b); code != 200 || h["status"] != "ok" || h["active"] != wantBackend {
+		t.Fatalf("/healthz: %d %s", code, b)
+	}
+	code, b = do(t, c, "GET", s.base+"/admin/sessions/stats", "", "Authorization", "Bearer admin-token")
+	if code != 200 || !strings.Contains(string(b), `"name":"`+wantBackend+`"`) || !strings.Contains(string(b), `"sessions":`) {
+		t.Fatalf("/admin/sessions/stats: %d %s", code, b)
+	}
+	if code, _ := do(t, c, "GET", s.base+"/admin/sessions/stats", "", "Authorization", "Bearer wrong"); code != 401 {
+		t.Fatalf("stats with a wrong token: %d, want 401", code)
+	}
+	s.stop()
+
+	s = startServer(t, env) // a new process: nothing survives but the store
+	code, b = do(t, c, "GET", s.base+"/api/test-session", "")
+	if code != 200 || !reflect.DeepEqual(decode(t, b), want) {
+		t.Fatalf("after restart: %d %s, want %v", code, b, want)
+	}
+	code, _ = do(t, c, "POST", s.base+"/api/logout", "")
+	if code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	code, b = do(t, c, "GET", s.base+"/api/test-session", "")
+	if code != 200 || len(decode(t, b)) != 0 {
+		t.Fatalf("after logout: %d %s, want {}", code, b)
+	}
+	s.stop()
+}
+
+func TestRestartKeepsSessionRedis(t *testing.T) {
+	rc := exampletest.NeedRedis(t)
+	prefix := exampletest.RandomName("issue5:server:") + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rc.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rc.Del(ctx, keys...)
+		}
+	})
+	restartKeepsSession(t, []string{
+		"APP_ENV=production",
+		"ADDR=127.0.0.1:8151",
+		"REDIS_URL=" + exampletest.RedisURL(),
+		"SESSION_REDIS_PREFIX=" + prefix,
+		"SESSION_SECRET=" + secret,
+		"ADMIN_TOKEN=admin-token",
+	}, "redis")
+}
+
+func TestRestartKeepsSessionPostgres(t *testing.T) {
+	conn := exampletest.NeedPostgres(t)
+	table := exampletest.RandomName("issue5_server_")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn.Exec(ctx, "DROP TABLE IF EXISTS "+table)
+		conn.Exec(ctx, "DROP TABLE IF EXISTS "+table+"_schema_migrations")
+	})
+	restartKeepsSession(t, []string{
+		"APP_ENV=production",
+		"ADDR=127.0.0.1:8152",
+		"DATABASE_URL=" + exampletest.DatabaseURL(),
+		"SESSION_TABLE=" + table,
+		"SESSION_SECRET=" + secret,
+		"ADMIN_TOKEN=admin-token",
+		"LOG_FORMAT=text",
+	}, "postgres")
+}
+
+// With nothing configured, development runs on memory, and the admin
+// endpoint does not exist without ADMIN_TOKEN.
+func TestDevelopmentMemory(t *testing.T) {
+	s := startServer(t, []string{"ADDR=127.0.0.1:8153"})
+	c := &http.Client{Timeout: 5 * time.Second}
+	code, b := do(t, c, "GET", s.base+"/healthz", "")
+	if code != 200 || decode(t, b)["active"] != "memory" {
+		t.Fatalf("/healthz: %d %s", code, b)
+	}
+	if code, _ := do(t, c, "GET", s.base+"/admin/sessions/stats", "", "Authorization", "Bearer "); code != 404 {
+		t.Fatalf("stats with no ADMIN_TOKEN: %d, want 404", code)
+	}
+	s.stop()
+}
+
+// Production with no persistent store refuses to start, and says why.
+func TestProductionNeedsAStore(t *testing.T) {
+	bin := exampletest.Build(t, "./examples/server")
+	_, stderr, code := exampletest.Run(t, bin, []string{"APP_ENV=production", "SESSION_SECRET=" + secret, "ADDR=127.0.0.1:8154"})
+	if code != 1 || !strings.Contains(stderr, "REDIS_URL or DATABASE_URL") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
