@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,11 +55,15 @@ func (m *MemoryStore) CompareAndSet(ctx context.Context, id string, old []byte, 
 // casScript compares the SHA-1 of the stored value with ARGV[1] ("none":
 // the key must be absent) and only then writes, all in one step on the
 // server. It touches one key, so it is Cluster-safe.
+// The stored value is the 14-byte expiry header and the data (see
+// redis.go); only the data is compared. A value without our header counts
+// as absent.
 var casScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
+if cur and not string.find(string.sub(cur, 1, 14), '^%d%d%d%d%d%d%d%d%d%d%d%d%d|$') then cur = false end
 if ARGV[1] == 'none' then
   if cur then return 0 end
-elseif (not cur) or redis.sha1hex(cur) ~= ARGV[1] then
+elseif (not cur) or redis.sha1hex(string.sub(cur, 15)) ~= ARGV[1] then
   return 0
 end
 if ARGV[3] == '0' then
@@ -79,10 +84,12 @@ func (s *RedisStore) CompareAndSet(ctx context.Context, id string, old []byte, r
 		want = hex.EncodeToString(sum[:])
 	}
 	pxat := "0"
+	var value []byte
 	if rec.Expires.After(time.Now()) {
-		pxat = fmt.Sprint(rec.Expires.UnixMilli())
+		pxat = strconv.FormatInt(rec.Expires.UnixMilli(), 10)
+		value = redisValue(rec)
 	}
-	n, err := casScript.Run(ctx, s.client, []string{s.key(id)}, want, rec.Data, pxat).Int()
+	n, err := casScript.Run(ctx, s.client, []string{s.key(id)}, want, value, pxat).Int()
 	if err != nil {
 		return fmt.Errorf("session: redis compare-and-set: %w", err)
 	}

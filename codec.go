@@ -74,27 +74,17 @@ func (JSONCodec) Encode(p Payload) ([]byte, error) {
 // record cannot make decoding recurse without end.
 const maxJSONDepth = 64
 
-// Decode implements [Codec].
-func (JSONCodec) Decode(data []byte) (Payload, error) {
-	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
+// Decode implements [Codec]. Field names match exactly (unlike
+// encoding/json's struct decoding, which ignores case).
+func (c JSONCodec) Decode(data []byte) (Payload, error) {
+	p, raw, err := c.decodeLazy(data)
+	if err != nil {
 		return Payload{}, err
 	}
-	var jp jsonPayload
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&jp); err != nil {
-		return Payload{}, fmt.Errorf("%w: %v", ErrBadPayload, err)
+	if p.Values, err = decodeValues(raw); err != nil {
+		return Payload{}, err
 	}
-	if dec.More() {
-		return Payload{}, fmt.Errorf("%w: trailing data", ErrBadPayload)
-	}
-	if jp.Created <= 0 {
-		return Payload{}, fmt.Errorf("%w: no creation time", ErrBadPayload)
-	}
-	if jp.Values == nil {
-		jp.Values = map[string]any{}
-	}
-	return Payload{Values: jp.Values, CreatedAt: time.UnixMilli(jp.Created), Transient: jp.Transient}, nil
+	return p, nil
 }
 
 // checkJSONDepth rejects data nested deeper than max, scanning bytes

@@ -38,7 +38,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	exp := m.expiry(s.p.CreatedAt, now)
 
 	switch {
-	case s.dirty && s.stored == nil && len(s.p.Values) == 0:
+	case s.dirty && s.stored == nil && len(s.values()) == 0:
 		// A new (or renewed) session left empty is not worth storing;
 		// a client still holding a now-dead cookie is told to drop it.
 		if s.fromClient && (len(s.dead) > 0 || s.destroyed) {
@@ -164,9 +164,11 @@ func (s *Session) rebase(base Payload) {
 		transient = s.p.Transient
 	}
 	s.p = Payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient}
+	s.raw = nil
 }
 
 func (s *Session) encode() ([]byte, error) {
+	s.values()
 	data, err := s.m.codec.Encode(s.p)
 	if err != nil {
 		return nil, err

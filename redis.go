@@ -29,8 +29,9 @@ type RedisOptions struct {
 //
 // Each record is one plain string key (prefix + id) holding Data, with the
 // record's expiry as the key's own expiry: Redis removes expired records by
-// itself, and an operator can read a session with redis-cli GET. Every
-// method is one round trip.
+// itself, and an operator can read a session with redis-cli GET (the value
+// starts with its expiry; see the layout below). Every method is one round
+// trip.
 type RedisStore struct {
 	client     redis.UniversalClient
 	prefix     string
@@ -75,32 +76,63 @@ func (s *RedisStore) Client() redis.UniversalClient { return s.client }
 
 func (s *RedisStore) key(id string) string { return s.prefix + id }
 
-// Get implements [Store]. It pipelines GET and PTTL, so the record and its
-// expiry come back in one round trip.
+// A record is stored as one string: its expiry as 13 decimal digits of
+// Unix milliseconds, a '|', then Data. The header lets Get return the
+// expiry with a plain GET, the cheapest read Redis has, instead of a GET
+// and PTTL pipeline; Touch rewrites only those 13 bytes (SETRANGE), never
+// the data. The key's own expiry is set to the same instant, so Redis
+// still drops expired records by itself, and the value stays readable:
+//
+//	1764300000000|{"created":1764296400000,"values":{"user_id":42}}
+const redisHeaderLen = 14
+
+func redisValue(rec Record) []byte {
+	v := make([]byte, redisHeaderLen, redisHeaderLen+len(rec.Data))
+	putExpiry(v, rec.Expires)
+	return append(v, rec.Data...)
+}
+
+func putExpiry(v []byte, t time.Time) {
+	ms := t.UnixMilli()
+	for i := 12; i >= 0; i-- {
+		v[i] = byte('0' + ms%10)
+		ms /= 10
+	}
+	v[13] = '|'
+}
+
+// parseRedisValue splits a stored value; ok is false for a value Set did
+// not write (edited by hand, or another program's key under our prefix).
+func parseRedisValue(v []byte) (rec Record, ok bool) {
+	if len(v) < redisHeaderLen || v[13] != '|' {
+		return Record{}, false
+	}
+	var ms int64
+	for _, c := range v[:13] {
+		if c < '0' || c > '9' {
+			return Record{}, false
+		}
+		ms = ms*10 + int64(c-'0')
+	}
+	return Record{Data: v[redisHeaderLen:], Expires: time.UnixMilli(ms)}, true
+}
+
+// Get implements [Store] with one GET.
 func (s *RedisStore) Get(ctx context.Context, id string) (Record, error) {
-	key := s.key(id)
-	start := time.Now()
-	var get *redis.StringCmd
-	var ttl *redis.DurationCmd
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, key)
-		ttl = p.PTTL(ctx, key)
-		return nil
-	})
-	if errors.Is(err, redis.Nil) || errors.Is(get.Err(), redis.Nil) {
+	v, err := s.client.Get(ctx, s.key(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
 		return Record{}, ErrNotFound
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("session: redis get: %w", err)
 	}
-	d := ttl.Val()
-	if d <= 0 {
-		// -2: the key vanished between the two commands. -1: a key
-		// without expiry, which Set never writes: not a session of ours.
+	rec, ok := parseRedisValue(v)
+	if !ok || !rec.Expires.After(time.Now()) {
+		// Not ours, or past its expiry by our clock but not yet by
+		// Redis's: either way, not a live record.
 		return Record{}, ErrNotFound
 	}
-	data, _ := get.Bytes()
-	return Record{Data: data, Expires: start.Add(d)}, nil
+	return rec, nil
 }
 
 // Set implements [Store] with one SET … PXAT, so data and expiry are
@@ -109,7 +141,7 @@ func (s *RedisStore) Set(ctx context.Context, id string, rec Record) error {
 	if !rec.Expires.After(time.Now()) {
 		return s.Destroy(ctx, id)
 	}
-	cmd := redis.NewStatusCmd(ctx, "set", s.key(id), rec.Data, "pxat", rec.Expires.UnixMilli())
+	cmd := redis.NewStatusCmd(ctx, "set", s.key(id), redisValue(rec), "pxat", rec.Expires.UnixMilli())
 	if err := s.client.Process(ctx, cmd); err != nil {
 		return fmt.Errorf("session: redis set: %w", err)
 	}
@@ -124,14 +156,33 @@ func (s *RedisStore) Destroy(ctx context.Context, id string) error {
 	return nil
 }
 
-// Touch implements [Store] with one PEXPIREAT, which only acts on an
-// existing key and leaves its value alone.
+// touchScript moves a record's expiry, header and key expiry together,
+// only if the key exists and holds one of our records.
+var touchScript = redis.NewScript(`
+local v = redis.call('GETRANGE', KEYS[1], 0, 13)
+if not string.find(v, '^%d%d%d%d%d%d%d%d%d%d%d%d%d|$') then return 0 end
+redis.call('SETRANGE', KEYS[1], 0, ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+`)
+
+// Touch implements [Store] with one script (EVALSHA) that rewrites the
+// 13-byte expiry header and the key's expiry, leaving the data alone.
 func (s *RedisStore) Touch(ctx context.Context, id string, expires time.Time) error {
-	ok, err := s.client.PExpireAt(ctx, s.key(id), expires).Result()
+	if !expires.After(time.Now()) {
+		// Moving the expiry into the past ends the record.
+		if _, err := s.Get(ctx, id); err != nil {
+			return err
+		}
+		return s.Destroy(ctx, id)
+	}
+	var hdr [redisHeaderLen]byte
+	putExpiry(hdr[:], expires)
+	n, err := touchScript.Run(ctx, s.client, []string{s.key(id)}, hdr[:13], expires.UnixMilli()).Int()
 	if err != nil {
 		return fmt.Errorf("session: redis touch: %w", err)
 	}
-	if !ok {
+	if n == 0 {
 		return ErrNotFound
 	}
 	return nil

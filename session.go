@@ -44,9 +44,10 @@ type Session struct {
 	headerToken bool   // it came in the request header
 	loaded      bool
 	loadErr     error
-	stored      []byte    // the record's bytes as loaded; nil if none
-	expires     time.Time // the record's expiry as loaded
-	p           Payload
+	stored      []byte            // the record's bytes as loaded; nil if none
+	expires     time.Time         // the record's expiry as loaded
+	p           Payload           // p.Values is nil while the values are still raw
+	raw         []byte            // the undecoded values object (lazy JSON)
 	ops         map[string]change // this request's changes, for merging
 	cleared     bool
 	dirty       bool
@@ -100,7 +101,13 @@ func (s *Session) load() error {
 		return err
 	}
 	s.m.stats.loads.Add(1)
-	p, err := s.m.codec.Decode(rec.Data)
+	var p Payload
+	var raw []byte
+	if ld, ok := s.m.codec.(lazyDecoder); ok {
+		p, raw, err = ld.decodeLazy(rec.Data)
+	} else {
+		p, err = s.m.codec.Decode(rec.Data)
+	}
 	if err != nil {
 		// Garbage in the store must not become a 500 on every request:
 		// drop the record and start over.
@@ -114,8 +121,32 @@ func (s *Session) load() error {
 		s.fresh()
 		return nil
 	}
-	s.stored, s.expires, s.p = rec.Data, rec.Expires, p
+	s.stored, s.expires, s.p, s.raw = rec.Data, rec.Expires, p, raw
 	return nil
+}
+
+// values returns the values map, decoding the raw values first if that
+// has not happened. Callers hold s.mu.
+func (s *Session) values() map[string]any {
+	if s.p.Values == nil {
+		v, err := decodeValues(s.raw)
+		if err != nil {
+			// decodeLazy validated these bytes; this cannot happen.
+			v = map[string]any{}
+		}
+		s.p.Values, s.raw = v, nil
+	}
+	return s.p.Values
+}
+
+// lookup returns the value under key without building the map when the
+// values are still raw. Callers hold s.mu.
+func (s *Session) lookup(key string) (any, bool) {
+	if s.p.Values == nil && s.raw != nil {
+		return lookupJSON(s.raw, key)
+	}
+	v, ok := s.p.Values[key]
+	return v, ok
 }
 
 // fresh makes s a new, empty session under a new token: a client never
@@ -127,6 +158,7 @@ func (s *Session) fresh() {
 	s.stored = nil
 	s.expires = time.Time{}
 	s.p = Payload{Values: map[string]any{}, CreatedAt: time.Now()}
+	s.raw = nil
 }
 
 // Err returns the error that kept the session from loading, if any,
@@ -145,7 +177,8 @@ func (s *Session) Get(key string) any {
 	if s.load() != nil {
 		return nil
 	}
-	return s.p.Values[key]
+	v, _ := s.lookup(key)
+	return v
 }
 
 // Has reports whether the session holds key.
@@ -155,7 +188,7 @@ func (s *Session) Has(key string) bool {
 	if s.load() != nil {
 		return false
 	}
-	_, ok := s.p.Values[key]
+	_, ok := s.lookup(key)
 	return ok
 }
 
@@ -166,8 +199,8 @@ func (s *Session) Keys() []string {
 	if s.load() != nil {
 		return nil
 	}
-	keys := make([]string, 0, len(s.p.Values))
-	for k := range s.p.Values {
+	keys := make([]string, 0, len(s.values()))
+	for k := range s.values() {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
@@ -205,7 +238,7 @@ func (s *Session) Put(key string, value any) error {
 	if err := s.mutable(); err != nil {
 		return err
 	}
-	s.p.Values[key] = value
+	s.values()[key] = value
 	s.record(key, change{value: value})
 	return nil
 }
@@ -223,7 +256,7 @@ func (s *Session) Delete(key string) error {
 }
 
 func (s *Session) delete(key string) {
-	if _, ok := s.p.Values[key]; !ok {
+	if _, ok := s.values()[key]; !ok {
 		return
 	}
 	delete(s.p.Values, key)
@@ -238,7 +271,7 @@ func (s *Session) Pop(key string) any {
 	if s.mutable() != nil {
 		return nil
 	}
-	v, ok := s.p.Values[key]
+	v, ok := s.values()[key]
 	if ok {
 		s.delete(key)
 	}
@@ -260,7 +293,7 @@ func (s *Session) Clear() error {
 	if err := s.mutable(); err != nil {
 		return err
 	}
-	s.p.Values = map[string]any{}
+	s.p.Values, s.raw = map[string]any{}, nil
 	s.ops = nil
 	s.cleared = true
 	s.dirty = true

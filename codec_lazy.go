@@ -1,0 +1,281 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// A read-only request usually reads one or two values of a session. The
+// JSON codec therefore decodes lazily: load validates the whole record but
+// keeps the values object as bytes, Get finds a key by scanning those
+// bytes and decodes just its value, and the map is built only when the
+// session changes or is listed. This keeps the common request from paying
+// for every value it does not read.
+
+// lazyDecoder is implemented by codecs that can leave the values undecoded.
+type lazyDecoder interface {
+	// decodeLazy returns the payload without Values, and the raw values:
+	// a validated JSON object.
+	decodeLazy(data []byte) (Payload, []byte, error)
+}
+
+func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
+	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
+		return Payload{}, nil, err
+	}
+	// json.Valid checks all of data, values included, without
+	// allocating; after it the scanners below can trust the syntax.
+	if !json.Valid(data) {
+		return Payload{}, nil, fmt.Errorf("%w: not valid JSON", ErrBadPayload)
+	}
+	var p Payload
+	var raw []byte
+	var created int64
+	ok := eachField(data, func(key string, v []byte) {
+		switch key {
+		case "created":
+			created = parseInt(v)
+		case "transient":
+			p.Transient = string(v) == "true"
+		case "values":
+			raw = v
+		}
+	})
+	if !ok {
+		return Payload{}, nil, fmt.Errorf("%w: not a JSON object", ErrBadPayload)
+	}
+	if created <= 0 {
+		return Payload{}, nil, fmt.Errorf("%w: no creation time", ErrBadPayload)
+	}
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		raw = []byte("{}")
+	case raw[0] != '{':
+		return Payload{}, nil, fmt.Errorf("%w: values is not an object", ErrBadPayload)
+	}
+	p.CreatedAt = time.UnixMilli(created)
+	return p, raw, nil
+}
+
+// parseInt parses a JSON integer, or returns 0.
+func parseInt(v []byte) int64 {
+	var n int64
+	if len(v) == 0 || len(v) > 18 {
+		return 0
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// eachField calls fn with each top-level key of the valid JSON object obj
+// (keys with escapes are unescaped) and its raw value. It reports false
+// when obj is not an object.
+func eachField(obj []byte, fn func(key string, value []byte)) bool {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i++
+	for {
+		i = skipSpace(obj, i)
+		if i >= len(obj) {
+			return false
+		}
+		switch obj[i] {
+		case '}':
+			return true
+		case ',':
+			i++
+			continue
+		}
+		end, escaped := scanString(obj, i)
+		if end < 0 {
+			return false
+		}
+		var key string
+		if escaped || !utf8.Valid(obj[i+1:end-1]) {
+			if json.Unmarshal(obj[i:end], &key) != nil {
+				return false
+			}
+		} else {
+			key = string(obj[i+1 : end-1])
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipSpace(obj, i+1)
+		vend := skipValue(obj, i)
+		if vend < 0 {
+			return false
+		}
+		fn(key, obj[i:vend])
+		i = vend
+	}
+}
+
+// decodeValues builds the values map from a raw object.
+func decodeValues(raw []byte) (map[string]any, error) {
+	var values map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&values); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
+	}
+	if values == nil {
+		values = map[string]any{}
+	}
+	return values, nil
+}
+
+// lookupJSON finds key in obj, a JSON object already validated, and
+// decodes its value as decodeValues would (the last of duplicate keys
+// wins, as in encoding/json).
+func lookupJSON(obj []byte, key string) (any, bool) {
+	var found []byte
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil, false
+	}
+	i++
+	for {
+		i = skipSpace(obj, i)
+		if i >= len(obj) {
+			return nil, false
+		}
+		switch obj[i] {
+		case '}':
+			if found == nil {
+				return nil, false
+			}
+			return decodeValue(found)
+		case ',':
+			i++
+			continue
+		}
+		end, escaped := scanString(obj, i)
+		if end < 0 {
+			return nil, false
+		}
+		var match bool
+		// Escapes and invalid UTF-8 (which encoding/json turns into
+		// U+FFFD) need the real decoder to compare exactly.
+		if escaped || !utf8.Valid(obj[i+1:end-1]) {
+			var k string
+			match = json.Unmarshal(obj[i:end], &k) == nil && k == key
+		} else {
+			match = string(obj[i+1:end-1]) == key
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(obj, i+1)
+		vend := skipValue(obj, i)
+		if vend < 0 {
+			return nil, false
+		}
+		if match {
+			found = obj[i:vend]
+		}
+		i = vend
+	}
+}
+
+func decodeValue(v []byte) (any, bool) {
+	switch {
+	case len(v) == 0:
+		return nil, false
+	case v[0] == '"':
+		if end, escaped := scanString(v, 0); !escaped && end == len(v) && utf8.Valid(v[1:end-1]) {
+			return string(v[1 : len(v)-1]), true
+		}
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		return json.Number(v), true
+	case string(v) == "true":
+		return true, true
+	case string(v) == "false":
+		return false, true
+	case string(v) == "null":
+		return nil, true
+	}
+	var out any
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	if dec.Decode(&out) != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at b[i]
+// (a '"'), and whether it holds escapes; -1 if it does not end.
+func scanString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return -1, false
+	}
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, false
+}
+
+// skipValue returns the index just past the JSON value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := scanString(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\r' && b[j] != '\t' {
+			j++
+		}
+		return j
+	}
+}
