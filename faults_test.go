@@ -3,10 +3,12 @@ package session_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,55 +18,96 @@ import (
 	"github.com/sessionkit/session"
 )
 
-// requestThroughMiddleware stands in for one HTTP request made through
-// the session middleware, which is being written in parallel and is not
-// available yet. It does what the middleware does with the store on a
-// request that changes the session (load, then save) or only reads it
-// (load, then touch), bounded by a per-request timeout, and returns the
-// status the middleware would answer: 200, or 503 when the store failed.
+// counterApp serves the fault tests' requests through the real session
+// middleware on s: GET answers the session's counter, POST also
+// increments it. A store failure is the middleware's 503.
+func counterApp(t *testing.T, s session.Store) http.Handler {
+	m, err := session.New(s, session.Options{
+		Keys:          []session.KeyPair{testKey},
+		TouchInterval: time.Millisecond, // exercise Touch on reads too
+		Logger:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess := session.From(r)
+		n := sess.GetInt("n")
+		if r.Method == http.MethodPost {
+			if err := sess.Put("n", n+1); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		w.Header().Set("X-Session-ID", sess.ID())
+		fmt.Fprint(w, n)
+	}))
+}
+
+// requestThroughMiddleware makes one request through app as the client
+// cs, bounded by a per-request timeout, and checks the counter it sees
+// against what the client last saved. It returns the status, and an error
+// for a failed request or a lost or stale value.
 //
-// TODO(middleware): once middleware.go lands, replace the body with a
-// real request through session.Middleware on an httptest server (cookie
-// jar per client) and keep the same signature, so the fault tests below
-// do not change.
-//
-// cs is the client's view of its session: the value it last saved, and
-// whether its last save failed. A save that failed (the connection died
-// while the server was committing) may still have been applied, as with
-// any database: the next load then accepts either value.
-func requestThroughMiddleware(s session.Store, id string, write bool, cs *clientState) (status int, err error) {
+// A save that failed (the connection died while the server was
+// committing) may still have been applied, as with any database: the next
+// load then accepts either value.
+func requestThroughMiddleware(app http.Handler, write bool, cs *clientState) (status int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	rec, err := s.Get(ctx, id)
-	if err != nil {
-		return http.StatusServiceUnavailable, fmt.Errorf("load: %w", err)
+	method := http.MethodGet
+	if write {
+		method = http.MethodPost
 	}
-	got := string(rec.Data)
+	req := httptest.NewRequestWithContext(ctx, method, "/", nil)
+	if cs.cookie != "" {
+		req.Header.Set("Cookie", cs.cookie)
+	}
+	rec := httptest.NewRecorder()
+	app.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		if write {
+			cs.unsure = true
+		}
+		return rec.Code, fmt.Errorf("%s: %d %s", method, rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	for _, c := range rec.Result().Cookies() {
+		cs.cookie = c.Name + "=" + c.Value
+	}
+	cs.id = rec.Header().Get("X-Session-ID")
+	got := rec.Body.String()
 	switch {
 	case got == strconv.Itoa(cs.want):
 	case cs.unsure && got == strconv.Itoa(cs.want+1):
 		cs.want++
 	default:
-		return http.StatusOK, fmt.Errorf("session %s holds %q, want %d (lost or stale)", id, got, cs.want)
+		return rec.Code, fmt.Errorf("session holds %q, want %d (lost or stale)", got, cs.want)
 	}
 	cs.unsure = false
 	if write {
-		if err := s.Set(ctx, id, session.Record{Data: []byte(strconv.Itoa(cs.want + 1)), Expires: time.Now().Add(time.Hour)}); err != nil {
-			cs.unsure = true
-			return http.StatusServiceUnavailable, fmt.Errorf("save: %w", err)
-		}
 		cs.want++
-		return http.StatusOK, nil
 	}
-	if err := s.Touch(ctx, id, time.Now().Add(time.Hour)); err != nil {
-		return http.StatusServiceUnavailable, fmt.Errorf("touch: %w", err)
-	}
-	return http.StatusOK, nil
+	return rec.Code, nil
 }
 
 type clientState struct {
+	cookie string // the session cookie, as a Cookie header value
+	id     string // the session's store id
 	want   int
 	unsure bool
+}
+
+// storedCounter reads a client's counter straight from a store.
+func storedCounter(t *testing.T, s session.Store, id string) (string, error) {
+	rec, err := s.Get(tctx(t), id)
+	if err != nil {
+		return "", err
+	}
+	p, err := session.JSONCodec{}.Decode(rec.Data)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprint(p.Values["n"]), nil
 }
 
 // loadResult is what a phase of client traffic saw.
@@ -96,8 +139,7 @@ func (r *loadResult) add(d time.Duration, err error) {
 // clients runs n clients, each with a session of its own, making
 // requests until stop is closed; every third request saves.
 type clients struct {
-	store session.Store
-	ids   []string
+	app   http.Handler
 	state []clientState
 	res   atomic.Pointer[loadResult]
 	stop  chan struct{}
@@ -105,15 +147,14 @@ type clients struct {
 }
 
 func startClients(t *testing.T, s session.Store, n int) *clients {
-	c := &clients{store: s, ids: make([]string, n), state: make([]clientState, n), stop: make(chan struct{})}
+	c := &clients{app: counterApp(t, s), state: make([]clientState, n), stop: make(chan struct{})}
 	c.res.Store(&loadResult{})
-	for i := range c.ids {
-		c.ids[i] = randomName("client-")
-		if err := s.Set(tctx(t), c.ids[i], session.Record{Data: []byte("0"), Expires: time.Now().Add(time.Hour)}); err != nil {
+	for i := range c.state {
+		if _, err := requestThroughMiddleware(c.app, true, &c.state[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i := range c.ids {
+	for i := range c.state {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -124,7 +165,7 @@ func startClients(t *testing.T, s session.Store, n int) *clients {
 				default:
 				}
 				start := time.Now()
-				_, err := requestThroughMiddleware(s, c.ids[i], k%3 == 0, &c.state[i])
+				_, err := requestThroughMiddleware(c.app, k%3 == 0, &c.state[i])
 				c.res.Load().add(time.Since(start), err)
 				time.Sleep(2 * time.Millisecond)
 			}
@@ -210,11 +251,11 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	}
 	// Every session holds exactly what its client last wrote, in
 	// Postgres and through the store.
-	for i, id := range cl.ids {
-		want := strconv.Itoa(cl.state[i].want)
+	for i, cs := range cl.state {
+		want := strconv.Itoa(cs.want)
 		for name, s := range map[string]session.Store{"tiered": ts, "postgres": pg} {
-			if got, err := s.Get(tctx(t), id); err != nil || string(got.Data) != want {
-				t.Errorf("%s: session %d = %q, %v; want %s", name, i, got.Data, err, want)
+			if got, err := storedCounter(t, s, cs.id); err != nil || got != want {
+				t.Errorf("%s: session %d = %q, %v; want %s", name, i, got, err, want)
 			}
 		}
 	}
@@ -313,8 +354,8 @@ func TestFaultPostgresRestart(t *testing.T) {
 		t.Error("health not 200 after recovery")
 	}
 	// Sessions written before the outage are all there.
-	for i, id := range cl.ids {
-		if _, err := requestThroughMiddleware(s, id, false, &cl.state[i]); err != nil {
+	for i := range cl.state {
+		if _, err := requestThroughMiddleware(cl.app, false, &cl.state[i]); err != nil {
 			t.Errorf("session %d: %v", i, err)
 		}
 	}
