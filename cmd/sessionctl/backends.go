@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sessionkit/session"
+)
+
+// backend is one configured persistent store, opened directly: no
+// selection, no migration, no background cleanup.
+type backend struct {
+	name  string // "redis" or "postgres"
+	addr  string // host:port, no credentials
+	store session.Store
+}
+
+// openBackends opens every configured persistent backend, in the order
+// the app tries them. It contacts no server. Close them with closeAll.
+func openBackends(cfg session.Config) ([]backend, error) {
+	var bs []backend
+	if cfg.RedisURL != "" {
+		s, err := session.OpenRedis(cfg.RedisURL, session.RedisOptions{Prefix: cfg.RedisPrefix})
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, backend{name: "redis", addr: addrOf(cfg, "redis"), store: s})
+	}
+	if cfg.DatabaseURL != "" {
+		s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, CleanupInterval: -1})
+		if err != nil {
+			closeAll(bs)
+			return nil, err
+		}
+		bs = append(bs, backend{name: "postgres", addr: addrOf(cfg, "postgres"), store: s})
+	}
+	return bs, nil
+}
+
+func closeAll(bs []backend) {
+	for _, b := range bs {
+		if c, ok := b.store.(session.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// addrOf is the host:port of the configured backend name, as the
+// selector logs it.
+func addrOf(cfg session.Config, name string) string {
+	cands, err := cfg.Candidates(nil)
+	if err != nil {
+		return ""
+	}
+	for _, c := range cands {
+		if c.Name == name {
+			return c.Addr
+		}
+	}
+	return ""
+}
+
+func (b backend) String() string {
+	if b.addr == "" {
+		return b.name
+	}
+	return fmt.Sprintf("%s (%s)", b.name, b.addr)
+}
+
+// needPersistent reports, and returns false, when no persistent backend
+// is configured: sessionctl cannot see an app's memory store.
+func (c *cli) needPersistent(cfg session.Config) bool {
+	if cfg.RedisURL == "" && cfg.DatabaseURL == "" {
+		c.errorf("no persistent backend configured: set REDIS_URL (or REDIS_HOST) or DATABASE_URL as the app has them (an app's memory store lives only inside the app)")
+		return false
+	}
+	return true
+}
+
+func ping(ctx context.Context, s session.Store) error {
+	if p, ok := s.(session.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}

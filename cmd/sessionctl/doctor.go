@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sessionkit/session"
+)
+
+// probeResult is what doctor found about one candidate.
+type probeResult struct {
+	session.CandidateResult
+	// Detail is what a working backend told (schema state, latency).
+	Detail string `json:"detail,omitempty"`
+}
+
+type doctorReport struct {
+	Mode       string        `json:"mode"`
+	Production bool          `json:"production"`
+	Secret     string        `json:"secret"`
+	Candidates []probeResult `json:"candidates"`
+	Choice     string        `json:"choice,omitempty"` // the backend (or mode) the app would use
+	Verdict    string        `json:"verdict"`
+	ExitCode   int           `json:"exit_code"`
+}
+
+func init() {
+	var asJSON *bool
+	register(&command{
+		name:  "doctor",
+		short: "probe the backends; say which the app would choose and why",
+		summary: `Probe every configured backend the way the app's startup does (same order,
+same rules, same SESSION_BACKEND_TIMEOUT) and say which one the app would
+choose and why. Read-only: where the app would run Migrate, doctor only
+reports the schema's state. Exits 0 when the first configured backend
+would be used, 5 when the app would fall back to a later one, 1 when it
+would not start.`,
+		flags: func(fs *flag.FlagSet) {
+			asJSON = fs.Bool("json", false, "print JSON")
+		},
+		run: func(c *cli, fs *flag.FlagSet, args []string) int {
+			if len(args) != 0 {
+				fs.Usage()
+				return exitUsage
+			}
+			cfg, ok := c.config()
+			if !ok {
+				return exitConfig
+			}
+			rep := doctor(c.ctx, cfg)
+			if *asJSON {
+				enc := json.NewEncoder(c.stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(rep)
+			} else {
+				printDoctor(c.stdout, rep)
+			}
+			return rep.ExitCode
+		},
+	})
+}
+
+func doctor(ctx context.Context, cfg session.Config) doctorReport {
+	rep := doctorReport{Mode: cfg.Mode, Production: cfg.Production}
+	switch {
+	case len(cfg.Secret) >= session.MinSecretLen:
+		rep.Secret = fmt.Sprintf("set (%d bytes)", len(cfg.Secret))
+	case len(cfg.Secret) > 0:
+		rep.Secret = fmt.Sprintf("too short (%d bytes; at least %d): the app's KeyFromSecret refuses it", len(cfg.Secret), session.MinSecretLen)
+	default:
+		rep.Secret = "unset: a random key per process, so sessions do not survive a restart"
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cands, err := cfg.Candidates(&session.OpenOptions{Logger: quiet})
+	if err != nil {
+		rep.Verdict, rep.ExitCode = err.Error(), exitConfig
+		return rep
+	}
+	details := make([]string, len(cands))
+	for i := range cands {
+		cands[i].Open = probe(cfg, cands[i], &details[i])
+	}
+	sel := cfg.SelectOptions(quiet)
+
+	if cfg.Mode == session.ModeTiered {
+		// Postgres is required; Redis is a cache the app uses whenever it
+		// answers.
+		results := probeAll(ctx, cands, sel)
+		rep.Candidates = withDetails(results, details)
+		var rd, pg session.CandidateResult
+		for _, r := range results {
+			switch r.Name {
+			case "redis":
+				rd = r
+			case "postgres":
+				pg = r
+			}
+		}
+		switch {
+		case pg.Outcome != session.OutcomeChosen:
+			rep.Verdict = fmt.Sprintf("the app would not start: tiered mode needs Postgres, and %s", describe(pg))
+			rep.ExitCode = exitFailure
+		case rd.Outcome != session.OutcomeChosen:
+			rep.Choice = session.ModeTiered
+			rep.Verdict = fmt.Sprintf("the app would start in tiered mode serving from Postgres only, because %s; it uses Redis once it answers", describe(rd))
+			rep.ExitCode = exitDegraded
+		default:
+			rep.Choice = session.ModeTiered
+			rep.Verdict = "the app would use Redis as a cache in front of Postgres (tiered mode)"
+		}
+		return markMemory(rep)
+	}
+
+	// select and failover: the first candidate that works serves.
+	s, err := session.Select(ctx, cands, sel)
+	var results []session.CandidateResult
+	var selErr *session.SelectError
+	switch {
+	case err == nil:
+		closeStore(s.Store)
+		results = s.Candidates
+	case errors.As(err, &selErr):
+		results = selErr.Candidates
+	default:
+		rep.Verdict, rep.ExitCode = err.Error(), exitFailure
+		return rep
+	}
+	// The candidates after the chosen one: probe them too, for the
+	// operator (in failover mode they are the standbys).
+	for i, r := range results {
+		if r.Outcome == session.OutcomeNotTried && cands[i].Persistent {
+			results[i] = probeOne(ctx, cands[i], sel)
+			if results[i].Outcome == session.OutcomeChosen {
+				results[i].Outcome = "ok, unused" // works; an earlier backend is preferred
+			}
+		}
+	}
+	rep.Candidates = withDetails(results, details)
+	if err != nil {
+		rep.Verdict = "the app would not start: " + strings.TrimPrefix(err.Error(), "session: ")
+		rep.ExitCode = exitFailure
+		return rep
+	}
+	rep.Choice = s.Name
+	what := fmt.Sprintf("the app would choose %s", name(s.Name, s.Addr))
+	if cfg.Mode == session.ModeFailover {
+		what = fmt.Sprintf("the app would start in failover mode with %s active", name(s.Name, s.Addr))
+	}
+	var because []string
+	for _, r := range results {
+		if r.Name == s.Name {
+			break
+		}
+		because = append(because, describe(r))
+	}
+	if len(because) == 0 {
+		rep.Verdict = what + ", the first configured backend"
+	} else {
+		rep.Verdict = what + ", because " + strings.Join(because, "; and ")
+		rep.ExitCode = exitDegraded
+	}
+	return markMemory(rep)
+}
+
+func markMemory(rep doctorReport) doctorReport {
+	if rep.Choice == "memory" {
+		rep.Verdict += ". Memory sessions are lost on every restart and not shared between processes"
+	}
+	return rep
+}
+
+func name(n, addr string) string {
+	if addr == "" {
+		return n
+	}
+	return n + " (" + addr + ")"
+}
+
+func describe(r session.CandidateResult) string {
+	s := name(r.Name, r.Addr) + " " + r.Outcome
+	if r.Outcome == session.OutcomeFailed || r.Outcome == session.OutcomeSkipped {
+		s = name(r.Name, r.Addr) + " " + map[string]string{session.OutcomeFailed: "failed", session.OutcomeSkipped: "was skipped"}[r.Outcome]
+	}
+	if r.Reason != "" {
+		s += ": " + r.Reason
+	}
+	return s
+}
+
+func withDetails(rs []session.CandidateResult, details []string) []probeResult {
+	out := make([]probeResult, len(rs))
+	for i, r := range rs {
+		out[i] = probeResult{CandidateResult: r}
+		if i < len(details) && (r.Outcome == session.OutcomeChosen || r.Outcome == "ok, unused") {
+			out[i].Detail = details[i]
+		}
+	}
+	return out
+}
+
+// probeAll probes every candidate with the selector's rules.
+func probeAll(ctx context.Context, cands []session.Candidate, sel session.SelectOptions) []session.CandidateResult {
+	out := make([]session.CandidateResult, len(cands))
+	for i, c := range cands {
+		out[i] = probeOne(ctx, c, sel)
+	}
+	return out
+}
+
+// probeOne runs the selector on one candidate alone, so that its rules
+// (persistence, timeout) apply.
+func probeOne(ctx context.Context, c session.Candidate, sel session.SelectOptions) session.CandidateResult {
+	s, err := session.Select(ctx, []session.Candidate{c}, sel)
+	if err == nil {
+		closeStore(s.Store)
+		return s.Candidates[0]
+	}
+	var selErr *session.SelectError
+	if errors.As(err, &selErr) && len(selErr.Candidates) == 1 {
+		return selErr.Candidates[0]
+	}
+	return session.CandidateResult{Name: c.Name, Addr: c.Addr, Outcome: session.OutcomeFailed, Reason: err.Error()}
+}
+
+func closeStore(s session.Store) {
+	if c, ok := s.(session.Closer); ok {
+		c.Close()
+	}
+}
+
+// probe returns a read-only Open for candidate c: what the app's Open
+// checks, without Migrate. It writes what it learnt into detail.
+func probe(cfg session.Config, c session.Candidate, detail *string) func(context.Context) (session.Store, error) {
+	switch c.Name {
+	case "redis":
+		open := c.Open
+		return func(ctx context.Context) (session.Store, error) {
+			start := time.Now()
+			s, err := open(ctx)
+			if err != nil {
+				return nil, diagnoseTCP(err, c.Addr)
+			}
+			*detail = fmt.Sprintf("ping %v", time.Since(start).Round(time.Millisecond))
+			return s, nil
+		}
+	case "postgres":
+		return func(ctx context.Context) (session.Store, error) {
+			start := time.Now()
+			s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, CleanupInterval: -1})
+			if err != nil {
+				return nil, err
+			}
+			fail := func(err error) (session.Store, error) {
+				s.Close()
+				return nil, scrubErr(scrubErr(err, cfg.DatabaseURL), cfg.DirectURL)
+			}
+			if err := s.Ping(ctx); err != nil {
+				return fail(diagnoseTCP(err, c.Addr))
+			}
+			lat := time.Since(start).Round(time.Millisecond)
+			db := querier(s.Pool())
+			if cfg.DirectURL != "" {
+				// The app migrates over DIRECT_URL: it must answer too.
+				conn, err := pgx.Connect(ctx, cfg.DirectURL)
+				if err != nil {
+					return fail(fmt.Errorf("direct connection (DIRECT_URL) for Migrate: %w", err))
+				}
+				defer conn.Close(context.WithoutCancel(ctx))
+				db = conn
+			}
+			state, err := schemaState(ctx, db, cfg.Table)
+			if err != nil {
+				return fail(err)
+			}
+			*detail = fmt.Sprintf("ping %v; %s", lat, state)
+			return s, nil
+		}
+	}
+	return c.Open
+}
+
+// diagnoseTCP adds the result of a plain TCP connection to a ping error:
+// a ping that timed out says little, "connection refused" says a lot.
+func diagnoseTCP(err error, addr string) error {
+	if addr == "" {
+		return err
+	}
+	conn, derr := net.DialTimeout("tcp", addr, time.Second)
+	if derr != nil {
+		return fmt.Errorf("%w (TCP connect to %s: %v)", err, addr, unwrapOp(derr))
+	}
+	conn.Close()
+	return fmt.Errorf("%w (TCP connect to %s works: the server accepts connections but does not answer as expected)", err, addr)
+}
+
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+type queryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func querier(q queryer) queryer { return q }
+
+// schemaState says how far the table's migrations are, read-only.
+func schemaState(ctx context.Context, db queryer, table string) (string, error) {
+	all, err := session.Migrations(table)
+	if err != nil {
+		return "", err
+	}
+	applied, err := appliedVersions(ctx, db, table)
+	if err != nil {
+		return "", err
+	}
+	pending := 0
+	for _, m := range all {
+		if !applied[m.Version] {
+			pending++
+		}
+	}
+	switch {
+	case len(applied) == 0:
+		return fmt.Sprintf("table %s not created yet: the app creates it at startup (or run sessionctl migrate)", table), nil
+	case pending > 0:
+		return fmt.Sprintf("table %s: %d migration(s) pending, applied at the app's startup (or run sessionctl migrate)", table, pending), nil
+	}
+	return fmt.Sprintf("table %s up to date (%d migrations)", table, len(all)), nil
+}
+
+func printDoctor(w io.Writer, rep doctorReport) {
+	env := "development"
+	if rep.Production {
+		env = "production"
+	}
+	fmt.Fprintf(w, "mode:    %s, %s\n", rep.Mode, env)
+	fmt.Fprintf(w, "secret:  %s\n\n", rep.Secret)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tADDRESS\tRESULT\tDETAIL")
+	for _, c := range rep.Candidates {
+		d := c.Detail
+		if c.Reason != "" {
+			d = strings.TrimSpace(c.Reason + " " + d)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Addr, c.Outcome, d)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nverdict: %s\n", rep.Verdict)
+}

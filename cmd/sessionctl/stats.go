@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sessionkit/session"
+)
+
+type backendStats struct {
+	Backend  string `json:"backend"`
+	Addr     string `json:"addr,omitempty"`
+	Sessions *int64 `json:"sessions,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func init() {
+	var timeout *time.Duration
+	var asJSON *bool
+	register(&command{
+		name:  "stats",
+		short: "live sessions in each configured backend",
+		summary: `Count the live (unexpired) sessions in each configured backend: Redis
+(SCAN of SESSION_REDIS_PREFIX) and Postgres (SESSION_TABLE). Exits 1 if a
+backend cannot be counted.`,
+		flags: func(fs *flag.FlagSet) {
+			timeout = fs.Duration("timeout", 30*time.Second, "give up after this long")
+			asJSON = fs.Bool("json", false, "print JSON")
+		},
+		run: func(c *cli, fs *flag.FlagSet, args []string) int {
+			if len(args) != 0 {
+				fs.Usage()
+				return exitUsage
+			}
+			cfg, ok := c.config()
+			if !ok {
+				return exitConfig
+			}
+			if !c.needPersistent(cfg) {
+				return exitConfig
+			}
+			bs, err := openBackends(cfg)
+			if err != nil {
+				c.errorf("%v", err)
+				return exitConfig
+			}
+			defer closeAll(bs)
+			ctx, cancel := context.WithTimeout(c.ctx, *timeout)
+			defer cancel()
+			code := exitOK
+			var out []backendStats
+			for _, b := range bs {
+				st := backendStats{Backend: b.name, Addr: b.addr}
+				n, err := b.store.(session.Counter).Count(ctx)
+				if err != nil {
+					st.Error = err.Error()
+					code = exitFailure
+				} else {
+					st.Sessions = &n
+				}
+				out = append(out, st)
+			}
+			if *asJSON {
+				enc := json.NewEncoder(c.stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(out)
+				return code
+			}
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "BACKEND\tADDRESS\tLIVE SESSIONS")
+			for _, s := range out {
+				v := s.Error
+				if s.Sessions != nil {
+					v = fmt.Sprint(*s.Sessions)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Backend, s.Addr, v)
+			}
+			tw.Flush()
+			return code
+		},
+	})
+}
