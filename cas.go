@@ -91,7 +91,7 @@ func (s *RedisStore) CompareAndSet(ctx context.Context, id string, old []byte, r
 	}
 	n, err := casScript.Run(ctx, s.client, []string{s.key(id)}, want, value, pxat).Int()
 	if err != nil {
-		return fmt.Errorf("session: redis compare-and-set: %w", err)
+		return s.fail("compare-and-set", err)
 	}
 	if n == 0 {
 		return ErrConflict

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sessionkit/session/migrations"
 )
 
@@ -98,7 +100,27 @@ func renameTable(sql, table string) string {
 // transaction-level advisory lock, so it also works through a transaction
 // pooler such as PgBouncer. Applied versions are recorded in
 // <table>_schema_migrations.
+//
+// Through a transaction pooler, the pool must not keep prepared statements
+// between transactions (default_query_exec_mode=exec, cache_describe or
+// simple_protocol with pgx). When the error Migrate returns shows a
+// pooler losing or mixing up prepared statements, it says so and names the
+// two ways out: that URL parameter, or a direct connection (DIRECT_URL).
 func Migrate(ctx context.Context, db TxBeginner, table string) error {
+	err := migrate(ctx, db, table)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "42P05", "26000", "08P01": // duplicate/unknown prepared statement, protocol violation
+			return fmt.Errorf("%w (a transaction pooler such as PgBouncer seems to be between this pool and Postgres: "+
+				"add default_query_exec_mode=exec to the database URL, or run Migrate over a direct connection, "+
+				"such as the DIRECT_URL your host provides next to the pooled DATABASE_URL)", err)
+		}
+	}
+	return err
+}
+
+func migrate(ctx context.Context, db TxBeginner, table string) error {
 	ms, err := Migrations(table)
 	if err != nil {
 		return err

@@ -41,6 +41,10 @@ type RedisStore struct {
 
 // NewRedisStore returns a RedisStore on client. The caller keeps ownership
 // of client: the store's Close does not close it.
+//
+// Set ContextTimeoutEnabled in the client's options: without it go-redis
+// ignores context deadlines while it waits for a reply, and a call on a
+// stalled server outlives its deadline by up to the read timeout.
 func NewRedisStore(client redis.UniversalClient, opts RedisOptions) (*RedisStore, error) {
 	if client == nil {
 		return nil, errors.New("session: NewRedisStore: client is nil")
@@ -124,7 +128,7 @@ func (s *RedisStore) Get(ctx context.Context, id string) (Record, error) {
 		return Record{}, ErrNotFound
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("session: redis get: %w", err)
+		return Record{}, s.fail("get", err)
 	}
 	rec, ok := parseRedisValue(v)
 	if !ok || !rec.Expires.After(time.Now()) {
@@ -143,7 +147,7 @@ func (s *RedisStore) Set(ctx context.Context, id string, rec Record) error {
 	}
 	cmd := redis.NewStatusCmd(ctx, "set", s.key(id), redisValue(rec), "pxat", rec.Expires.UnixMilli())
 	if err := s.client.Process(ctx, cmd); err != nil {
-		return fmt.Errorf("session: redis set: %w", err)
+		return s.fail("set", err)
 	}
 	return nil
 }
@@ -151,7 +155,7 @@ func (s *RedisStore) Set(ctx context.Context, id string, rec Record) error {
 // Destroy implements [Store] with one DEL.
 func (s *RedisStore) Destroy(ctx context.Context, id string) error {
 	if err := s.client.Del(ctx, s.key(id)).Err(); err != nil {
-		return fmt.Errorf("session: redis destroy: %w", err)
+		return s.fail("destroy", err)
 	}
 	return nil
 }
@@ -180,7 +184,7 @@ func (s *RedisStore) Touch(ctx context.Context, id string, expires time.Time) er
 	putExpiry(hdr[:], expires)
 	n, err := touchScript.Run(ctx, s.client, []string{s.key(id)}, hdr[:13], expires.UnixMilli()).Int()
 	if err != nil {
-		return fmt.Errorf("session: redis touch: %w", err)
+		return s.fail("touch", err)
 	}
 	if n == 0 {
 		return ErrNotFound
@@ -200,7 +204,7 @@ func (s *RedisStore) Count(ctx context.Context) (int64, error) {
 		for {
 			keys, next, err := c.Scan(ctx, cursor, match, s.countBatch).Result()
 			if err != nil {
-				return 0, fmt.Errorf("session: redis count: %w", err)
+				return 0, s.fail("count", err)
 			}
 			n += int64(len(keys))
 			if next == 0 {
@@ -228,7 +232,7 @@ func (s *RedisStore) DeleteExpired(ctx context.Context) (int64, error) { return 
 // Ping implements [Pinger].
 func (s *RedisStore) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("session: redis ping: %w", err)
+		return s.fail("ping", err)
 	}
 	return nil
 }
@@ -258,4 +262,18 @@ func escapeGlob(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// fail wraps err from the operation op. On a Cluster it also asks the
+// client to reload its slot map: go-redis reloads it only on a MOVED or
+// ASK reply, or every ClusterStateReloadInterval (a minute by default), so
+// after a master dies and its replica is promoted the client would keep
+// dialling the dead master, failing every call on its slots, for up to a
+// minute after the cluster itself has recovered. The reload runs in the
+// background and go-redis coalesces concurrent requests for it.
+func (s *RedisStore) fail(op string, err error) error {
+	if cc, ok := s.client.(*redis.ClusterClient); ok && !errors.Is(err, redis.ErrClosed) {
+		cc.ReloadState(context.Background())
+	}
+	return fmt.Errorf("session: redis %s: %w", op, err)
 }

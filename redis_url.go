@@ -24,6 +24,11 @@ import (
 // The client honours context deadlines (go-redis ContextTimeoutEnabled):
 // without it a hung server holds a call for the client's ReadTimeout
 // whatever the caller's deadline, which breaks the Store contract.
+//
+// A rediss:// URL verifies the server's certificate against the system's
+// roots. For a private CA, put it in the file named by SSL_CERT_FILE, or
+// parse the URL with redis.ParseURL, set TLSConfig.RootCAs and pass the
+// client to [NewRedisStore].
 func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
