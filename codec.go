@@ -67,6 +67,11 @@ func (JSONCodec) Encode(p Payload) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
+	// Refuse now what Decode would refuse on the next request, so a
+	// deeply nested value cannot ruin the session it is put in.
+	if err := checkJSONDepth(b, maxJSONDepth); err != nil {
+		return nil, fmt.Errorf("%w: values nested deeper than %d", ErrTooLarge, maxJSONDepth)
+	}
 	return b, nil
 }
 

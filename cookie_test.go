@@ -179,3 +179,38 @@ func FuzzTokenDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRequestTokens drives whole requests with arbitrary Cookie,
+// Authorization and token headers through the middleware: no input makes
+// it panic or answer 5xx, and none reaches the one stored session.
+func FuzzRequestTokens(f *testing.F) {
+	store := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: -1})
+	m, _ := session.New(store, session.Options{Keys: []session.KeyPair{testKey}, TokenHeader: "X-Session-Token", Logger: discardLogger()})
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r)
+		if s.GetString("owner") != "" {
+			w.WriteHeader(http.StatusTeapot) // reached the stored session
+			return
+		}
+		s.Put("seen", true)
+	}))
+	// The one stored session, whose token the fuzzer does not have.
+	rec := httptest.NewRecorder()
+	m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { session.From(r).Put("owner", "x") })).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	c, _ := session.NewSecureCookieCodec(testKey)
+	forged, _ := c.Encode("session", "guess")
+	for _, s := range []string{"", "session=" + forged, "session=a; session=b", "session=" + strings.Repeat("x", 5000), "session=\"q\""} {
+		f.Add(s, "Bearer "+forged, forged)
+	}
+	f.Fuzz(func(t *testing.T, cookie, authorization, token string) {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("Authorization", authorization)
+		req.Header.Set("X-Session-Token", token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 || rec.Code == http.StatusTeapot {
+			t.Fatalf("status %d", rec.Code)
+		}
+	})
+}

@@ -179,3 +179,5 @@ func memStore(t testing.TB) *session.MemoryStore {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
