@@ -1,0 +1,141 @@
+package readme
+
+// Each function holds one README.md snippet, verbatim, so that the
+// compiler checks it; TestReadmeSnippetsCompile keeps the two in step.
+// Only TestMyStore runs.
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/sessiontest"
+)
+
+// Quick start (a func main outside package main is an ordinary function).
+func main() {
+	cfg, err := session.ConfigFromEnv() // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
+	if err != nil {
+		log.Fatal(err)
+	}
+	backend, err := session.Open(context.Background(), cfg, session.OpenOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	key, err := session.KeyFromSecret(string(cfg.Secret), false) // at least 32 bytes
+	if err != nil {
+		log.Fatal(err)
+	}
+	sessions, err := session.New(backend.Store, session.Options{Keys: []session.KeyPair{key}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r)
+		n := s.GetInt("visits") + 1
+		s.Put("visits", n)
+		fmt.Fprintf(w, "visit %d\n", n)
+	})
+	log.Fatal(http.ListenAndServe(":8080", sessions.Handler(mux)))
+}
+
+func memoryBackend() {
+	store := session.NewMemoryStore(session.MemoryOptions{MaxSessions: 100_000})
+	defer store.Close()
+}
+
+func redisBackend() error {
+	store, err := session.OpenRedis("rediss://default:secret@example.upstash.io:6379", session.RedisOptions{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return nil
+}
+
+func redisPrivateCA(myCAPool *x509.CertPool) error {
+	opts, err := redis.ParseURL("rediss://127.0.0.1:6480/0")
+	if err != nil {
+		return err
+	}
+	opts.TLSConfig.RootCAs = myCAPool
+	opts.ContextTimeoutEnabled = true
+	store, err := session.NewRedisStore(redis.NewClient(opts), session.RedisOptions{})
+	_ = store
+	return err
+}
+
+func postgresBackend(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		return err
+	}
+	if err := session.Migrate(ctx, pool, "sessions"); err != nil {
+		return err
+	}
+	store, err := session.NewPostgresStore(pool, session.PostgresOptions{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return nil
+}
+
+func newMyStore(t *testing.T) session.Store {
+	s := session.NewMemoryStore(session.MemoryOptions{})
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestMyStore(t *testing.T) {
+	sessiontest.Run(t, func(t *testing.T) session.Store { return newMyStore(t) })
+}
+
+func choosingABackend(ctx context.Context) {
+	cfg, err := session.ConfigFromEnv() // validates everything, no I/O
+	if err != nil {
+		log.Fatal(err) // never contains a password or the secret
+	}
+	backend, err := session.Open(ctx, cfg, session.OpenOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	store := backend.Store // give this to the middleware
+	http.Handle("/healthz", backend.HealthHandler(session.HealthOptions{}))
+	session.PublishStats("sessions", backend.Store.(session.StatsReporter)) // expvar
+	_ = store
+}
+
+func rotatingKeys(store session.Store) error {
+	current, err := session.KeyFromSecret(os.Getenv("SESSION_SECRET"), false)
+	if err != nil {
+		return err
+	}
+	previous, err := session.KeyFromSecret(os.Getenv("SESSION_SECRET_PREVIOUS"), false)
+	if err != nil {
+		return err
+	}
+	sessions, err := session.New(store, session.Options{Keys: []session.KeyPair{current, previous}})
+	_ = sessions
+	return err
+}
+
+var (
+	_ = main
+	_ = memoryBackend
+	_ = redisBackend
+	_ = redisPrivateCA
+	_ = postgresBackend
+	_ = choosingABackend
+	_ = rotatingKeys
+)
