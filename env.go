@@ -61,6 +61,10 @@ type Config struct {
 
 	// Secret is SESSION_SECRET: the cookie signing key material.
 	Secret Secret
+	// PreviousSecrets is SESSION_SECRET_PREVIOUS, comma-separated: retired
+	// secrets whose cookies are still accepted (never used to sign), for
+	// rotating SESSION_SECRET without logging anyone out.
+	PreviousSecrets []Secret
 	// CookieDomain is COOKIE_DOMAIN, "" for a host-only cookie.
 	CookieDomain string
 
@@ -91,6 +95,7 @@ type Config struct {
 //	DATABASE_URL                 Postgres for requests (may be a pooler)
 //	DIRECT_URL                   direct Postgres, for Migrate
 //	SESSION_SECRET               required in production, >= 32 bytes
+//	SESSION_SECRET_PREVIOUS      retired secrets, comma-separated: verify only
 //	COOKIE_DOMAIN                cookie Domain attribute
 //	FORCE_PERSISTENT_SESSIONS    true: never the memory store
 //	SESSION_ALLOW_MEMORY         true: memory store allowed in production
@@ -180,6 +185,19 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		bad("SESSION_SECRET is required in production (at least %d bytes, e.g. openssl rand -base64 48)", MinSecretLen)
 	case c.Production && len(c.Secret) < MinSecretLen:
 		bad("SESSION_SECRET is %d bytes; production needs at least %d", len(c.Secret), MinSecretLen)
+	}
+	if s, ok := lookup("SESSION_SECRET_PREVIOUS"); ok && s != "" {
+		for i, p := range strings.Split(s, ",") {
+			p = strings.TrimSpace(p)
+			if len(p) < MinSecretLen {
+				bad("SESSION_SECRET_PREVIOUS: secret %d is %d bytes; want at least %d", i+1, len(p), MinSecretLen)
+				continue
+			}
+			c.PreviousSecrets = append(c.PreviousSecrets, Secret(p))
+		}
+	}
+	if len(c.PreviousSecrets) > 0 && len(c.Secret) == 0 {
+		bad("SESSION_SECRET_PREVIOUS is set but SESSION_SECRET is not")
 	}
 	c.CookieDomain = get("COOKIE_DOMAIN")
 	if d := c.CookieDomain; d != "" {
@@ -292,6 +310,27 @@ func pgAddr(rawURL string) string {
 }
 
 // SelectOptions returns the selection rules c asks for.
+// Keys returns the cookie keys from SESSION_SECRET (which signs) and
+// SESSION_SECRET_PREVIOUS (which only verify), for [Options.Keys]; with
+// encrypt each pair also encrypts. It returns nil when no secret is set.
+func (c Config) Keys(encrypt bool) ([]KeyPair, error) {
+	if len(c.Secret) == 0 {
+		return nil, nil
+	}
+	var keys []KeyPair
+	for i, s := range append([]Secret{c.Secret}, c.PreviousSecrets...) {
+		k, err := KeyFromSecret(string(s), encrypt)
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("SESSION_SECRET: %w", err)
+			}
+			return nil, fmt.Errorf("SESSION_SECRET_PREVIOUS: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 func (c Config) SelectOptions(logger *slog.Logger) SelectOptions {
 	return SelectOptions{Production: c.Production, AllowMemory: c.AllowMemory, RequirePersistent: c.ForcePersistent, Timeout: c.Timeout, Logger: logger}
 }

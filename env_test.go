@@ -2,7 +2,10 @@ package session_test
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,5 +178,75 @@ func TestOpenModesWithoutServers(t *testing.T) {
 	c, _ = session.ConfigFromLookup(lookupMap(map[string]string{"FORCE_PERSISTENT_SESSIONS": "1"}))
 	if _, err := session.Open(tctx(t), c, session.OpenOptions{Logger: logger}); err == nil || !strings.Contains(err.Error(), "FORCE_PERSISTENT_SESSIONS") {
 		t.Errorf("FORCE_PERSISTENT_SESSIONS without a store: %v", err)
+	}
+}
+
+// TestSecretRotationFromEnv: with the old secret moved to
+// SESSION_SECRET_PREVIOUS, cookies it signed still work and new cookies
+// are signed with the new one; once it is dropped they start fresh.
+func TestSecretRotationFromEnv(t *testing.T) {
+	const oldSecret = "the-old-secret-the-old-secret-the-old-secret"
+	const newSecret = "the-new-secret-the-new-secret-the-new-secret"
+	cfg := func(env map[string]string) session.Config {
+		t.Helper()
+		c, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, bad := range []map[string]string{
+		{"SESSION_SECRET": newSecret, "SESSION_SECRET_PREVIOUS": "short"},
+		{"SESSION_SECRET_PREVIOUS": oldSecret},
+	} {
+		_, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := bad[k]; return v, ok })
+		if err == nil || strings.Contains(err.Error(), oldSecret) {
+			t.Errorf("%v: err = %v; want a clear error without the secret", bad, err)
+		}
+	}
+	store := memStore(t)
+	serve := func(c session.Config, cookie string) (string, string) {
+		keys, err := c.Keys(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := session.New(store, session.Options{Keys: keys, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s := session.From(r)
+			user := s.GetString("user")
+			if user == "" {
+				s.Put("user", "ada")
+			}
+			io.WriteString(w, user)
+		})).ServeHTTP(rec, req)
+		if c := rec.Result().Cookies(); len(c) > 0 {
+			return "session=" + c[0].Value, rec.Body.String()
+		}
+		return "", rec.Body.String()
+	}
+	before := cfg(map[string]string{"SESSION_SECRET": oldSecret})
+	during := cfg(map[string]string{"SESSION_SECRET": newSecret, "SESSION_SECRET_PREVIOUS": " " + oldSecret + " ,another-retired-secret-of-32-bytes-or-more"})
+	after := cfg(map[string]string{"SESSION_SECRET": newSecret})
+	if keys, _ := during.Keys(false); len(keys) != 3 {
+		t.Fatalf("Keys = %d pairs, want 3", len(keys))
+	}
+	oldCookie, _ := serve(before, "")
+	if _, body := serve(during, oldCookie); body != "ada" {
+		t.Fatalf("cookie signed with the previous secret refused during rotation: %q", body)
+	}
+	if _, body := serve(after, oldCookie); body != "" {
+		t.Fatalf("cookie signed with a dropped secret accepted: %q", body)
+	}
+	newCookie, _ := serve(during, "")
+	if _, body := serve(after, newCookie); body != "ada" {
+		t.Fatal("a cookie issued during rotation is not signed with the new secret")
 	}
 }

@@ -168,11 +168,11 @@ func withSession(c *cli, fs *flag.FlagSet, f sessionFlags, args []string, do fun
 func verify(cfg session.Config, cookieName string, encrypted bool, value string) (string, error) {
 	value = strings.TrimSpace(value)
 	value = strings.TrimPrefix(value, cookieName+"=")
-	key, err := session.KeyFromSecret(string(cfg.Secret), encrypted)
+	keys, err := cfg.Keys(encrypted)
 	if err != nil {
-		return "", fmt.Errorf("SESSION_SECRET: %w", err)
+		return "", err
 	}
-	codec, err := session.NewSecureCookieCodec(key)
+	codec, err := session.NewSecureCookieCodec(keys...)
 	if err != nil {
 		return "", err
 	}

@@ -122,16 +122,14 @@ func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy
 		Cookie: session.CookieOptions{Domain: cfg.CookieDomain},
 	}
 	opts.TrustProxy, _ = strconv.ParseBool(trustProxy)
-	if len(cfg.Secret) > 0 {
-		// Outside production the secret may be unset: session.New then
-		// uses a random key and warns that sessions will not survive a
-		// restart.
-		key, err := session.KeyFromSecret(string(cfg.Secret), false)
-		if err != nil {
-			return nil, fmt.Errorf("SESSION_SECRET: %w", err)
-		}
-		opts.Keys = []session.KeyPair{key}
+	// SESSION_SECRET signs; SESSION_SECRET_PREVIOUS still verifies.
+	// Outside production the secret may be unset: session.New then uses a
+	// random key and warns that sessions will not survive a restart.
+	keys, err := cfg.Keys(false)
+	if err != nil {
+		return nil, err
 	}
+	opts.Keys = keys
 	sessions, err := session.New(backend.Store, opts)
 	if err != nil {
 		return nil, err
