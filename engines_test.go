@@ -147,6 +147,12 @@ func TestRedisCluster(t *testing.T) {
 		sessiontest.Run(t, func(t *testing.T) session.Store { return openRedisStore(t, url) })
 	})
 
+	// The middleware's tests and the hostile-request table through a
+	// ClusterClient, on the cluster this test started (before the kill).
+	newStore := func(t testing.TB) session.Store { return openRedisStore(t, url) }
+	t.Run("Middleware", func(t *testing.T) { middlewareSuite(t, newStore) })
+	t.Run("Hostile", func(t *testing.T) { testHostileRequests(t, newStore(t)) })
+
 	t.Run("CountCoversEveryMaster", func(t *testing.T) {
 		s := openRedisStore(t, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -252,6 +258,10 @@ func TestRedisSentinel(t *testing.T) {
 		sessiontest.Run(t, func(t *testing.T) session.Store { return openRedisStore(t, url) })
 	})
 
+	newStore := func(t testing.TB) session.Store { return openRedisStore(t, url) }
+	t.Run("Middleware", func(t *testing.T) { middlewareSuite(t, newStore) })
+	t.Run("Hostile", func(t *testing.T) { testHostileRequests(t, newStore(t)) })
+
 	t.Run("MasterKilled", func(t *testing.T) {
 		noLeaks(t)
 		st := openRedisStore(t, url)
@@ -274,7 +284,7 @@ func TestRedisSentinel(t *testing.T) {
 
 // bouncerStore opens a pool through PgBouncer with the given query exec
 // mode and returns a store on a fresh table, migrated through PgBouncer.
-func bouncerStore(t *testing.T, b *pgbouncer, mode string, maxConns int) (*session.PostgresStore, error) {
+func bouncerStore(t testing.TB, b *pgbouncer, mode string, maxConns int) (*session.PostgresStore, error) {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(b.URL + "&default_query_exec_mode=" + mode)
 	if err != nil {
@@ -365,6 +375,18 @@ func TestPgBouncer(t *testing.T) {
 		})
 	})
 
+	// The middleware's tests and the hostile-request table through
+	// PgBouncer in transaction pooling mode, in the documented exec mode.
+	newStore := func(t testing.TB) session.Store {
+		s, err := bouncerStore(t, b, "exec", 8)
+		if err != nil {
+			t.Fatalf("Migrate through PgBouncer: %v", err)
+		}
+		return s
+	}
+	t.Run("Middleware", func(t *testing.T) { middlewareSuite(t, newStore) })
+	t.Run("Hostile", func(t *testing.T) { testHostileRequests(t, newStore(t)) })
+
 	// Which of pgx's query exec modes work through a transaction pooler.
 	// PgBouncer 1.18 (Debian 12) does not track prepared statements, and
 	// between transactions it may hand a client's next statement to another
@@ -445,6 +467,23 @@ func TestRedisTLS(t *testing.T) {
 	t.Run("Conformance", func(t *testing.T) {
 		// In code, a private CA goes into the parsed options' TLSConfig.
 		sessiontest.Run(t, func(t *testing.T) session.Store {
+			o, err := redis.ParseURL(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.TLSConfig.RootCAs = certs.pool
+			c := redis.NewClient(o)
+			t.Cleanup(func() { c.Close() })
+			s, err := session.NewRedisStore(c, session.RedisOptions{Prefix: randomName("sessiontest:") + ":"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+
+	t.Run("Middleware", func(t *testing.T) {
+		middlewareSuite(t, func(t testing.TB) session.Store {
 			o, err := redis.ParseURL(url)
 			if err != nil {
 				t.Fatal(err)

@@ -47,23 +47,32 @@ func routes(a *app) {
 }
 
 func TestMiddleware(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store session.Store) {
-		t.Run("UntouchedSessionCostsNothing", func(t *testing.T) { testUntouched(t, store) })
-		t.Run("ReadOnlyRequestIsOneRead", func(t *testing.T) { testReadOnly(t, store) })
-		t.Run("ChangeIsOneWrite", func(t *testing.T) { testOneWrite(t, store) })
-		t.Run("TouchAfterInterval", func(t *testing.T) { testTouch(t, store) })
-		t.Run("IdleTimeout", func(t *testing.T) { testIdleTimeout(t, store) })
-		t.Run("AbsoluteLifetime", func(t *testing.T) { testLifetime(t, store) })
-		t.Run("StrictIDs", func(t *testing.T) { testStrictIDs(t, store) })
-		t.Run("RenewAndDestroy", func(t *testing.T) { testRenewDestroy(t, store) })
-		t.Run("LogoutDuringInFlightRequest", func(t *testing.T) { testLogoutInFlight(t, store) })
-		t.Run("ConcurrentReadAndWrite", func(t *testing.T) { testReadWrite(t, store) })
-		t.Run("ConcurrentWritesMerge", func(t *testing.T) { testMerge(t, store) })
-		t.Run("CountersNeverLoseIncrements", func(t *testing.T) { testCounters(t, store) })
-		t.Run("DestroyRacingWithWrites", func(t *testing.T) { testDestroyRace(t, store) })
-		t.Run("BadPayloadIsFreshSession", func(t *testing.T) { testBadPayload(t, store) })
-		t.Run("RememberMe", func(t *testing.T) { testRememberMe(t, store) })
-	})
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) { middlewareSuite(t, b.new) })
+	}
+}
+
+// middlewareSuite runs the middleware tests against one store made by
+// newStore, as subtests of t. TestMiddleware runs it on each built-in
+// backend; the engine tests (engines_test.go) run it through a Redis
+// Cluster, a Sentinel failover client and PgBouncer.
+func middlewareSuite(t *testing.T, newStore func(t testing.TB) session.Store) {
+	store := newStore(t)
+	t.Run("UntouchedSessionCostsNothing", func(t *testing.T) { testUntouched(t, store) })
+	t.Run("ReadOnlyRequestIsOneRead", func(t *testing.T) { testReadOnly(t, store) })
+	t.Run("ChangeIsOneWrite", func(t *testing.T) { testOneWrite(t, store) })
+	t.Run("TouchAfterInterval", func(t *testing.T) { testTouch(t, store) })
+	t.Run("IdleTimeout", func(t *testing.T) { testIdleTimeout(t, store) })
+	t.Run("AbsoluteLifetime", func(t *testing.T) { testLifetime(t, store) })
+	t.Run("StrictIDs", func(t *testing.T) { testStrictIDs(t, store) })
+	t.Run("RenewAndDestroy", func(t *testing.T) { testRenewDestroy(t, store) })
+	t.Run("LogoutDuringInFlightRequest", func(t *testing.T) { testLogoutInFlight(t, store) })
+	t.Run("ConcurrentReadAndWrite", func(t *testing.T) { testReadWrite(t, store) })
+	t.Run("ConcurrentWritesMerge", func(t *testing.T) { testMerge(t, store) })
+	t.Run("CountersNeverLoseIncrements", func(t *testing.T) { testCounters(t, store) })
+	t.Run("DestroyRacingWithWrites", func(t *testing.T) { testDestroyRace(t, store) })
+	t.Run("BadPayloadIsFreshSession", func(t *testing.T) { testBadPayload(t, store) })
+	t.Run("RememberMe", func(t *testing.T) { testRememberMe(t, store) })
 }
 
 func testUntouched(t *testing.T, store session.Store) {
