@@ -671,3 +671,6 @@ func TestCookieAttributes(t *testing.T) {
 }
 
 func mustURL(s string) *urlURL { u, _ := parseURL(s); return u }
+
+// Routers such as chi and gorilla/mux take middleware of this shape.
+var _ func(http.Handler) http.Handler = (*session.Manager)(nil).Handler

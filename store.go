@@ -1,9 +1,3 @@
-// Package session gives net/http servers persistent, secure sessions.
-//
-// A [Store] keeps opaque session records; [MemoryStore], [RedisStore] and
-// [PostgresStore] are the built-in backends. Extra abilities (counting,
-// cleanup, health checks) are small optional interfaces a caller discovers
-// by type assertion, in the manner of database/sql/driver.
 package session
 
 import (
