@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +76,9 @@ func newRedisStore(t testing.TB) *session.RedisStore {
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		// The trimmed prefix also matches the per-user index keys
+		// (prefix "sessiontest:<hex>-users:").
+		iter := c.Scan(ctx, 0, strings.TrimSuffix(prefix, ":")+"*", 1000).Iterator()
 		for iter.Next(ctx) {
 			c.Del(ctx, iter.Val())
 		}

@@ -34,6 +34,9 @@ func (m *MemoryStore) CompareAndSet(ctx context.Context, id string, old []byte, 
 			if exists {
 				delete(s.records, id)
 				m.count.Add(-1)
+				if cur.UserID != "" {
+					m.reindex(id, cur.UserID, "")
+				}
 			}
 			s.mu.Unlock()
 			return nil
@@ -46,7 +49,10 @@ func (m *MemoryStore) CompareAndSet(ctx context.Context, id string, old []byte, 
 			m.deleteExpired(now)
 			continue
 		}
-		s.records[id] = Record{Data: clone(rec.Data), Expires: rec.Expires}
+		s.records[id] = Record{Data: clone(rec.Data), Expires: rec.Expires, UserID: rec.UserID}
+		if rec.UserID != "" || cur.UserID != "" {
+			m.reindex(id, cur.UserID, rec.UserID)
+		}
 		s.mu.Unlock()
 		return nil
 	}
@@ -89,7 +95,20 @@ func (s *RedisStore) CompareAndSet(ctx context.Context, id string, old []byte, r
 		pxat = strconv.FormatInt(rec.Expires.UnixMilli(), 10)
 		value = redisValue(rec)
 	}
-	n, err := casScript.Run(ctx, s.client, []string{s.key(id)}, want, value, pxat).Int()
+	var n int
+	var err error
+	if rec.UserID != "" && pxat != "0" {
+		// A bound record: the index update rides in the same pipeline.
+		var cmd redis.Cmder
+		cmd, err = s.writeBound(ctx, id, rec, func() redis.Cmder {
+			return redis.NewCmd(ctx, "evalsha", casScript.Hash(), 1, s.key(id), want, value, pxat)
+		})
+		if err == nil {
+			n, err = cmd.(*redis.Cmd).Int()
+		}
+	} else {
+		n, err = casScript.Run(ctx, s.client, []string{s.key(id)}, want, value, pxat).Int()
+	}
 	if err != nil {
 		return s.fail("compare-and-set", err)
 	}
@@ -121,13 +140,13 @@ func (s *PostgresStore) CompareAndSet(ctx context.Context, id string, old []byte
 		}
 		return nil
 	case old == nil:
-		q, args = s.qCASInsert, []any{id, data, rec.Expires}
+		q, args = s.qCASInsert, []any{id, data, rec.Expires, userArg(rec.UserID)}
 	case expired:
 		sum := sha256.Sum256(old)
 		q, args = s.qCASDelete, []any{id, sum[:]}
 	default:
 		sum := sha256.Sum256(old)
-		q, args = s.qCASUpdate, []any{id, data, rec.Expires, sum[:]}
+		q, args = s.qCASUpdate, []any{id, data, rec.Expires, sum[:], userArg(rec.UserID)}
 	}
 	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {

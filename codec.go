@@ -21,6 +21,17 @@ type Payload struct {
 	// Transient marks a session whose cookie lasts for the browser session
 	// only (remember-me off).
 	Transient bool
+
+	// UserID is the user the session is bound to ([Session.SetUser]); ""
+	// for an anonymous session. The manager passes it to the store as
+	// [Record.UserID] on every write.
+	UserID string
+	// The rest is metadata of a bound session, kept only as far as
+	// [Options.Metadata] asks: when the client was last seen (to the
+	// touch interval), its User-Agent and its IP address.
+	LastSeen  time.Time
+	UserAgent string
+	IP        string
 }
 
 // Codec encodes session payloads for storage. Implementations must be safe
@@ -45,7 +56,8 @@ var ErrBadPayload = errors.New("session: stored payload does not decode")
 //	{"created":1764300000000,"values":{"user_id":42,"flash":"Saved."}}
 //
 // created is Unix milliseconds; "transient":true appears for a
-// browser-session cookie. After a round trip numbers come back as
+// browser-session cookie. A session bound to a user adds "user" and, as
+// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip". After a round trip numbers come back as
 // [json.Number], times as RFC 3339 strings and byte slices as base64
 // strings: the typed getters ([Session.GetInt], [Session.GetTime],
 // [Session.GetBytes]) convert them back. It is the default codec.
@@ -54,7 +66,26 @@ type JSONCodec struct{}
 type jsonPayload struct {
 	Created   int64          `json:"created"`
 	Transient bool           `json:"transient,omitempty"`
+	User      string         `json:"user,omitempty"`
+	Seen      int64          `json:"seen,omitempty"`
+	UA        string         `json:"ua,omitempty"`
+	IP        string         `json:"ip,omitempty"`
 	Values    map[string]any `json:"values"`
+}
+
+// unixMilli is t in Unix ms, 0 for the zero time; fromUnixMilli undoes it.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromUnixMilli(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // Encode implements [Codec].
@@ -63,7 +94,8 @@ func (JSONCodec) Encode(p Payload) ([]byte, error) {
 	if values == nil {
 		values = map[string]any{}
 	}
-	b, err := json.Marshal(jsonPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient, Values: values})
+	b, err := json.Marshal(jsonPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient,
+		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP, Values: values})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
@@ -139,12 +171,17 @@ type gobPayload struct {
 	Created   int64
 	Transient bool
 	Values    map[string]any
+	User      string
+	Seen      int64
+	UA        string
+	IP        string
 }
 
 // Encode implements [Codec].
 func (GobCodec) Encode(p Payload) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(gobPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient, Values: p.Values}); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(gobPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient, Values: p.Values,
+		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP}); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
 	return buf.Bytes(), nil
@@ -169,5 +206,6 @@ func (GobCodec) Decode(data []byte) (p Payload, err error) {
 	if gp.Values == nil {
 		gp.Values = map[string]any{}
 	}
-	return Payload{Values: gp.Values, CreatedAt: time.UnixMilli(gp.Created), Transient: gp.Transient}, nil
+	return Payload{Values: gp.Values, CreatedAt: time.UnixMilli(gp.Created), Transient: gp.Transient,
+		UserID: gp.User, LastSeen: fromUnixMilli(gp.Seen), UserAgent: gp.UA, IP: gp.IP}, nil
 }

@@ -42,6 +42,14 @@ func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
 			p.Transient = string(v) == "true"
 		case "values":
 			raw = v
+		case "user":
+			p.UserID = jsonString(v)
+		case "seen":
+			p.LastSeen = fromUnixMilli(parseInt(v))
+		case "ua":
+			p.UserAgent = jsonString(v)
+		case "ip":
+			p.IP = jsonString(v)
 		}
 	})
 	if !ok {
@@ -58,6 +66,17 @@ func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
 	}
 	p.CreatedAt = time.UnixMilli(created)
 	return p, raw, nil
+}
+
+// jsonString decodes a JSON string value, or returns "". Only bound
+// sessions have string fields besides the values, so an anonymous
+// session's load never gets here.
+func jsonString(v []byte) string {
+	var str string
+	if json.Unmarshal(v, &str) != nil {
+		return ""
+	}
+	return str
 }
 
 // parseInt parses a JSON integer, or returns 0.

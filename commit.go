@@ -38,7 +38,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	exp := m.expiry(s.p.CreatedAt, now)
 
 	switch {
-	case s.dirty && s.stored == nil && len(s.values()) == 0:
+	case s.dirty && s.stored == nil && len(s.values()) == 0 && s.p.UserID == "":
 		// A new (or renewed) session left empty is not worth storing;
 		// a client still holding a now-dead cookie is told to drop it.
 		if s.fromClient && (len(s.dead) > 0 || s.destroyed) {
@@ -46,6 +46,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	case s.dirty:
+		s.stampMeta(r, now)
 		gone, err := s.save(ctx, exp)
 		if err != nil {
 			return err
@@ -57,6 +58,21 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 		}
 		if s.issue || s.remember || !s.p.Transient {
 			m.setCookie(w, r, s.token, s.p.Transient, exp, now)
+		}
+	case s.stored != nil && s.p.UserID != "" && m.cas != nil && s.refreshDue(exp, now):
+		// A bound session is refreshed with a write of its own bytes
+		// (plus its metadata), so that the store's user index follows
+		// its expiry; see users.go.
+		s.stampMeta(r, now)
+		gone, err := s.save(ctx, exp)
+		if err != nil {
+			return err
+		}
+		if gone {
+			return nil // revoked meanwhile: never bring it back
+		}
+		if !s.p.Transient {
+			m.setCookie(w, r, s.token, false, exp, now)
 		}
 	case s.stored != nil && exp.Sub(s.expires) >= m.opts.TouchInterval:
 		err := m.store.Touch(ctx, s.id, exp)
@@ -88,9 +104,9 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 	if err != nil {
 		return false, err
 	}
-	cas, ok := m.store.(CompareAndSetter)
-	if !ok {
-		if err := m.store.Set(ctx, s.id, Record{Data: data, Expires: exp}); err != nil {
+	cas := m.cas
+	if cas == nil {
+		if err := m.store.Set(ctx, s.id, Record{Data: data, Expires: exp, UserID: s.p.UserID}); err != nil {
 			m.stats.errors.Add(1)
 			return false, err
 		}
@@ -98,7 +114,7 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 		return false, nil
 	}
 	for attempt := 0; ; attempt++ {
-		err := cas.CompareAndSet(ctx, s.id, s.stored, Record{Data: data, Expires: exp})
+		err := cas.CompareAndSet(ctx, s.id, s.stored, Record{Data: data, Expires: exp, UserID: s.p.UserID})
 		if err == nil {
 			m.stats.saves.Add(1)
 			s.stored = data
@@ -163,7 +179,21 @@ func (s *Session) rebase(base Payload) {
 	if s.remember {
 		transient = s.p.Transient
 	}
-	s.p = Payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient}
+	// The binding is base's (an id keeps its user); metadata is this
+	// request's when it recorded some, as it is the newer.
+	p := Payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient,
+		UserID: base.UserID, LastSeen: base.LastSeen, UserAgent: base.UserAgent, IP: base.IP}
+	if s.p.LastSeen.After(p.LastSeen) {
+		p.LastSeen = s.p.LastSeen
+	}
+	md := s.m.opts.Metadata
+	if md.UserAgent && s.p.UserAgent != "" {
+		p.UserAgent = s.p.UserAgent
+	}
+	if md.ClientIP && s.p.IP != "" {
+		p.IP = s.p.IP
+	}
+	s.p = p
 	s.raw = nil
 }
 

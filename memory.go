@@ -39,6 +39,11 @@ type MemoryStore struct {
 	count  atomic.Int64
 	max    int64
 
+	// users indexes bound records by user: user id -> set of ids. Its
+	// lock is always taken after a shard's, never before.
+	umu   sync.Mutex
+	users map[string]map[string]struct{}
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -52,7 +57,7 @@ type memoryShard struct {
 // NewMemoryStore returns a MemoryStore configured by opts. Unless cleanup
 // is disabled it starts a goroutine that stops on Close.
 func NewMemoryStore(opts MemoryOptions) *MemoryStore {
-	m := &MemoryStore{seed: maphash.MakeSeed(), max: int64(opts.MaxSessions)}
+	m := &MemoryStore{seed: maphash.MakeSeed(), max: int64(opts.MaxSessions), users: make(map[string]map[string]struct{})}
 	for i := range m.shards {
 		m.shards[i].records = make(map[string]Record)
 	}
@@ -113,9 +118,39 @@ func (m *MemoryStore) Set(ctx context.Context, id string, rec Record) error {
 			return ErrStoreFull
 		}
 	}
+	prev := s.records[id]
 	s.records[id] = rec
+	if rec.UserID != "" || prev.UserID != "" {
+		m.reindex(id, prev.UserID, rec.UserID)
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+// reindex moves id from from's index entry to to's. Callers hold the
+// shard's lock; unbound records never get here.
+func (m *MemoryStore) reindex(id, from, to string) {
+	if from == to {
+		return
+	}
+	m.umu.Lock()
+	if from != "" {
+		if set := m.users[from]; set != nil {
+			delete(set, id)
+			if len(set) == 0 {
+				delete(m.users, from)
+			}
+		}
+	}
+	if to != "" {
+		set := m.users[to]
+		if set == nil {
+			set = make(map[string]struct{})
+			m.users[to] = set
+		}
+		set[id] = struct{}{}
+	}
+	m.umu.Unlock()
 }
 
 // reserve counts one more record, or reports false when that would exceed
@@ -136,9 +171,12 @@ func (m *MemoryStore) Destroy(ctx context.Context, id string) error {
 	}
 	s := m.shard(id)
 	s.mu.Lock()
-	if _, ok := s.records[id]; ok {
+	if rec, ok := s.records[id]; ok {
 		delete(s.records, id)
 		m.count.Add(-1)
+		if rec.UserID != "" {
+			m.reindex(id, rec.UserID, "")
+		}
 	}
 	s.mu.Unlock()
 	return nil
@@ -197,6 +235,9 @@ func (m *MemoryStore) deleteExpired(now time.Time) int64 {
 		for id, rec := range s.records {
 			if !rec.Expires.After(now) {
 				delete(s.records, id)
+				if rec.UserID != "" {
+					m.reindex(id, rec.UserID, "")
+				}
 				n++
 			}
 		}
@@ -204,6 +245,65 @@ func (m *MemoryStore) deleteExpired(now time.Time) int64 {
 	}
 	m.count.Add(-n)
 	return n
+}
+
+// ListUser implements [UserIndex]. The store keeps its own index, user to
+// ids, updated under the record's lock by every write, Destroy and cleanup.
+func (m *MemoryStore) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ids := m.userIDs(userID)
+	out := make([]UserRecord, 0, len(ids))
+	now := time.Now()
+	for _, id := range ids {
+		s := m.shard(id)
+		s.mu.RLock()
+		rec, ok := s.records[id]
+		s.mu.RUnlock()
+		if ok && rec.UserID == userID && rec.Expires.After(now) {
+			rec.Data = clone(rec.Data)
+			out = append(out, UserRecord{ID: id, Record: rec})
+		}
+	}
+	return out, nil
+}
+
+// DestroyUser implements [UserIndex]: one pass over the user's index
+// entry, each record removed under its own lock.
+func (m *MemoryStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range m.userIDs(userID) {
+		if id == except {
+			continue
+		}
+		s := m.shard(id)
+		s.mu.Lock()
+		if rec, ok := s.records[id]; ok && rec.UserID == userID {
+			delete(s.records, id)
+			m.count.Add(-1)
+			m.reindex(id, userID, "")
+			if rec.Expires.After(time.Now()) {
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n, nil
+}
+
+func (m *MemoryStore) userIDs(userID string) []string {
+	m.umu.Lock()
+	defer m.umu.Unlock()
+	set := m.users[userID]
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // Ping implements [Pinger]; a MemoryStore is always reachable.

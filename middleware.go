@@ -46,6 +46,11 @@ type Options struct {
 	// that sets that header itself. The default is false.
 	TrustProxy bool
 
+	// Metadata chooses what a session bound to a user records about its
+	// client (last seen, User-Agent, IP address) for the user's list of
+	// sessions. All off by default; see [Metadata] for the privacy notes.
+	Metadata Metadata
+
 	// TokenHeader, when set (e.g. "X-Session-Token"), also accepts the
 	// session token in that request header, or as "Authorization: Bearer
 	// <token>", and sends each new token in that response header: for API
@@ -99,6 +104,7 @@ type Manager struct {
 	codec  Codec
 	logger *slog.Logger
 	stats  managerStats
+	cas    CompareAndSetter // the store's, or nil
 }
 
 // New returns a Manager that keeps sessions in store. It returns an error
@@ -153,6 +159,7 @@ func New(store Store, opts Options) (*Manager, error) {
 		opts.TokenCodec = c
 	}
 	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
+	m.cas, _ = store.(CompareAndSetter)
 	if opts.ErrorHandler == nil {
 		m.opts.ErrorHandler = m.defaultErrorHandler
 	}

@@ -80,6 +80,9 @@ type PostgresStore struct {
 	qCASUpdate string
 	qCASDelete string
 
+	qListUser    string
+	qDestroyUser string
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -120,16 +123,21 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		batch:    opts.CleanupBatchSize,
 		logger:   opts.Logger,
 		qGet:     `SELECT data, expires FROM ` + table + ` WHERE id = $1 AND expires > now()`,
-		qSet:     `INSERT INTO ` + table + ` (id, data, expires) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, updated_at = now()`,
+		qSet:     `INSERT INTO ` + table + ` (id, data, expires, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, user_id = excluded.user_id, updated_at = now()`,
 		qDestroy: `DELETE FROM ` + table + ` WHERE id = $1`,
 		qTouch:   `UPDATE ` + table + ` SET expires = $2 WHERE id = $1 AND expires > now()`,
 		qCount:   `SELECT count(*) FROM ` + table + ` WHERE expires > now()`,
 		qCleanup: `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
 
 		qLive:      `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE id = $1 AND expires > now())`,
-		qCASInsert: `INSERT INTO ` + table + ` AS cur (id, data, expires) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, created_at = now(), updated_at = now() WHERE cur.expires <= now()`,
-		qCASUpdate: `UPDATE ` + table + ` SET data = $2, expires = $3, updated_at = now() WHERE id = $1 AND expires > now() AND sha256(data) = $4`,
+		qCASInsert: `INSERT INTO ` + table + ` AS cur (id, data, expires, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, user_id = excluded.user_id, created_at = now(), updated_at = now() WHERE cur.expires <= now()`,
+		qCASUpdate: `UPDATE ` + table + ` SET data = $2, expires = $3, user_id = $5, updated_at = now() WHERE id = $1 AND expires > now() AND sha256(data) = $4`,
 		qCASDelete: `DELETE FROM ` + table + ` WHERE id = $1 AND expires > now() AND sha256(data) = $2`,
+
+		qListUser: `SELECT id, data, expires FROM ` + table + ` WHERE user_id = $1 AND expires > now()`,
+		// One statement however many sessions the user has: the partial
+		// index finds the rows, expired ones go too, only live ones count.
+		qDestroyUser: `WITH d AS (DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING expires > now() AS live) SELECT count(*) FILTER (WHERE live) FROM d`,
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {
@@ -195,7 +203,7 @@ func (s *PostgresStore) Set(ctx context.Context, id string, rec Record) error {
 	if data == nil {
 		data = []byte{}
 	}
-	if _, err := s.pool.Exec(ctx, s.qSet, id, data, rec.Expires); err != nil {
+	if _, err := s.pool.Exec(ctx, s.qSet, id, data, rec.Expires, userArg(rec.UserID)); err != nil {
 		return fmt.Errorf("session: postgres set: %w", err)
 	}
 	return nil
@@ -255,6 +263,43 @@ func (s *PostgresStore) DeleteExpiredProgress(ctx context.Context, progress func
 			return total, nil
 		}
 	}
+}
+
+// userArg is the user_id column's value: NULL for an unbound record, so
+// that the partial index on user_id never holds it.
+func userArg(userID string) any {
+	if userID == "" {
+		return nil
+	}
+	return userID
+}
+
+// ListUser implements [UserIndex] with one SELECT on the user_id index.
+func (s *PostgresStore) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+	rows, err := s.pool.Query(ctx, s.qListUser, userID)
+	if err != nil {
+		return nil, fmt.Errorf("session: postgres list user: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UserRecord, error) {
+		ur := UserRecord{Record: Record{UserID: userID}}
+		err := row.Scan(&ur.ID, &ur.Data, &ur.Expires)
+		return ur, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: postgres list user: %w", err)
+	}
+	return out, nil
+}
+
+// DestroyUser implements [UserIndex] with one DELETE statement. A
+// CompareAndSet in flight on a deleted row finds no row and fails, so a
+// revoked session stays dead.
+func (s *PostgresStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, s.qDestroyUser, userID, except).Scan(&n); err != nil {
+		return 0, fmt.Errorf("session: postgres destroy user: %w", err)
+	}
+	return n, nil
 }
 
 // Ping implements [Pinger].

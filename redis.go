@@ -21,6 +21,13 @@ type RedisOptions struct {
 	// CountBatch is the COUNT hint for each SCAN step of Count. The
 	// default is 1000.
 	CountBatch int64
+
+	// UserPrefix is prepended to a user id to form the key of that user's
+	// index ([UserIndex]): UserPrefix + "{" + user id + "}". It must not be
+	// a prefix of Prefix or start with it, so that Count never counts an
+	// index and no session id can name one. The default is Prefix with its
+	// trailing ":" replaced by "-users:" ("session-users:").
+	UserPrefix string
 }
 
 // RedisStore is a [Store] on Redis. It takes a [redis.UniversalClient], so
@@ -35,6 +42,7 @@ type RedisOptions struct {
 type RedisStore struct {
 	client     redis.UniversalClient
 	prefix     string
+	userPrefix string
 	countBatch int64
 	ownsClient bool
 }
@@ -55,7 +63,13 @@ func NewRedisStore(client redis.UniversalClient, opts RedisOptions) (*RedisStore
 	if opts.CountBatch <= 0 {
 		opts.CountBatch = 1000
 	}
-	return &RedisStore{client: client, prefix: opts.Prefix, countBatch: opts.CountBatch}, nil
+	if opts.UserPrefix == "" {
+		opts.UserPrefix = strings.TrimSuffix(opts.Prefix, ":") + "-users:"
+	}
+	if strings.HasPrefix(opts.UserPrefix, opts.Prefix) || strings.HasPrefix(opts.Prefix, opts.UserPrefix) {
+		return nil, fmt.Errorf("session: NewRedisStore: UserPrefix %q and Prefix %q overlap", opts.UserPrefix, opts.Prefix)
+	}
+	return &RedisStore{client: client, prefix: opts.Prefix, userPrefix: opts.UserPrefix, countBatch: opts.CountBatch}, nil
 }
 
 // OpenRedis connects to the Redis named by rawURL (see [NewRedisClient] for
@@ -144,6 +158,12 @@ func (s *RedisStore) Get(ctx context.Context, id string) (Record, error) {
 func (s *RedisStore) Set(ctx context.Context, id string, rec Record) error {
 	if !rec.Expires.After(time.Now()) {
 		return s.Destroy(ctx, id)
+	}
+	if rec.UserID != "" {
+		_, err := s.writeBound(ctx, id, rec, func() redis.Cmder {
+			return redis.NewStatusCmd(ctx, "set", s.key(id), redisValue(rec), "pxat", rec.Expires.UnixMilli())
+		})
+		return err
 	}
 	cmd := redis.NewStatusCmd(ctx, "set", s.key(id), redisValue(rec), "pxat", rec.Expires.UnixMilli())
 	if err := s.client.Process(ctx, cmd); err != nil {

@@ -310,6 +310,12 @@ func (s *Session) Renew() error {
 	if err := s.mutable(); err != nil {
 		return err
 	}
+	s.renew()
+	return nil
+}
+
+// renew is Renew for a caller that holds s.mu and checked mutable.
+func (s *Session) renew() {
 	if s.stored != nil {
 		s.dead = append(s.dead, s.id)
 	}
@@ -320,7 +326,6 @@ func (s *Session) Renew() error {
 	s.p.CreatedAt = time.Now()
 	s.issue = true
 	s.dirty = true
-	return nil
 }
 
 // Destroy deletes the session from the store and expires the client's
@@ -336,6 +341,12 @@ func (s *Session) Destroy() error {
 	if s.loadErr == ErrNoSession {
 		return ErrNoSession
 	}
+	s.destroyLocked()
+	return nil
+}
+
+// destroyLocked is Destroy for a caller that holds s.mu.
+func (s *Session) destroyLocked() {
 	// No load is needed to destroy: the id is known from the cookie.
 	if s.fromClient && !slices.Contains(s.dead, s.id) {
 		s.dead = append(s.dead, s.id)
@@ -345,7 +356,6 @@ func (s *Session) Destroy() error {
 	s.issue = false
 	s.ops, s.cleared, s.dirty = nil, false, false
 	s.destroyed = true
-	return nil
 }
 
 // RememberMe chooses the cookie's lifetime for this session: true (the

@@ -26,6 +26,15 @@ type Record struct {
 	// Expires is the absolute expiry. A store never returns a record at or
 	// past this instant, whether or not its cleanup has run.
 	Expires time.Time
+	// UserID binds the record to a user, so that a [UserIndex] store can
+	// find it by user without scanning. "" (the zero value) is an unbound
+	// record, which costs a store nothing extra. It is read by Set and
+	// CompareAndSet; Get may leave it empty (the Manager keeps the binding
+	// in Data as well). A store that does not implement UserIndex ignores
+	// it. An id keeps the binding it was first written with: callers never
+	// rewrite an id under another UserID (the Manager gives a session a new
+	// id whenever its user changes).
+	UserID string
 }
 
 // Store keeps session records by id.
@@ -108,4 +117,44 @@ type CompareAndSetter interface {
 	// rec whose Expires is not in the future removes the record (when the
 	// comparison holds).
 	CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error
+}
+
+// UserIndex is implemented by stores that index records by
+// [Record.UserID], so that one user's sessions are listed and ended without
+// scanning the store: after a password change, an account ban or "sign out
+// everywhere". The Manager uses it in [Manager.UserSessions],
+// [Manager.DestroyUserSessions] and [Manager.DestroyUserSession].
+//
+// The contract, which [sessiontest] checks on every built-in backend:
+//
+//   - A record written by Set or CompareAndSet with a UserID is listed by
+//     ListUser (and ended by DestroyUser) from the moment that write
+//     returns until it is destroyed or expires, including when a later
+//     write of it (with the same UserID) moved its expiry. Expired and
+//     destroyed records are never listed, whether or not the index has been
+//     pruned yet.
+//   - Store.Touch does not know the user. Memory and Postgres keep the
+//     binding on the record itself, so a touched record stays listed; on
+//     Redis the index entry lives until the expiry of the record's last
+//     write. A caller that extends a bound record therefore writes it (Set
+//     or CompareAndSet with its UserID), as the Manager does.
+//   - DestroyUser is safe against concurrent writers: a record it ended
+//     cannot be written back by a CompareAndSet that read it before, and a
+//     record created while it runs is either ended or still listed, never
+//     live and unlisted.
+type UserIndex interface {
+	// ListUser returns the live records bound to userID, in no particular
+	// order, with ID and Record (Data, Expires, UserID) filled in.
+	ListUser(ctx context.Context, userID string) ([]UserRecord, error)
+
+	// DestroyUser destroys every live record bound to userID except the
+	// one whose id is except ("" spares none), and returns how many live
+	// records it destroyed.
+	DestroyUser(ctx context.Context, userID, except string) (int, error)
+}
+
+// UserRecord is one record listed by [UserIndex.ListUser].
+type UserRecord struct {
+	ID string
+	Record
 }

@@ -54,6 +54,14 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"Pinger", testPinger},
 		{"CompareAndSet", testCAS},
 		{"CompareAndSetConcurrent", testCASConcurrent},
+		{"UserListAndDestroy", testUserListAndDestroy},
+		{"UserExpiring", testUserExpiring},
+		{"UserRewriteExtends", testUserRewriteExtends},
+		{"User10000", testUser10000},
+		{"UserRevokeRacesLogins", testUserRevokeRacesLogins},
+		{"UserRevokeInFlight", testUserRevokeInFlight},
+		{"UserHostileIDs", testUserHostileIDs},
+		{"UserCancelled", testUserCancelled},
 		{"CloseStopsGoroutines", nil},
 	}
 	for _, tc := range tests {

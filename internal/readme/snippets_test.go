@@ -139,3 +139,19 @@ var (
 	_ = choosingABackend
 	_ = rotatingKeys
 )
+
+func usersSessions(ctx context.Context, r *http.Request, sessions *session.Manager, userID string) error {
+	s := session.From(r)
+	if err := s.SetUser(userID); err != nil { // also renews the session id, as a login must
+		return err
+	}
+	devices, err := sessions.UserSessions(r.Context(), userID) // "your devices"; Current marks this one
+	if err != nil {
+		return err
+	}
+	n, err := sessions.DestroyUserSessions(r.Context(), userID, true) // sign out other devices
+	n, err = sessions.DestroyUserSession(r.Context(), userID, devices[0].Handle)
+	n, err = sessions.DestroyUserSessions(ctx, userID, false) // password change, ban: everywhere
+	_ = n
+	return err
+}

@@ -1,0 +1,317 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A user's sessions: binding a session to a user at login, listing the
+// user's sessions ("your devices"), and ending them all ("sign out
+// everywhere") or one.
+//
+// The binding lives in two places. The payload carries the user id (and the
+// metadata below), so a request knows its session's user from the one read
+// it already makes. Every write of a bound session also passes the user id
+// to the store as Record.UserID, and a store implementing UserIndex keeps
+// its own index from it (a Postgres column with a partial index, a Redis
+// sorted set per user, a map in memory). An unbound session carries
+// neither: its requests make exactly the store calls they made before users
+// existed.
+//
+// A bound session is refreshed (its idle expiry moved, its last-seen time
+// recorded) with a CompareAndSet of its own bytes instead of a Touch, once
+// per TouchInterval at most. That write carries the user id, so the Redis
+// index's expiry follows the session's; it is one round trip like Touch,
+// and a session revoked meanwhile makes it fail, so a revoked session
+// stays dead for requests in flight.
+
+// ErrNoUserIndex is returned by the Manager's user methods when its store
+// does not implement [UserIndex].
+var ErrNoUserIndex = errors.New("session: the store cannot find a user's sessions (it does not implement session.UserIndex)")
+
+// Metadata chooses what a session bound to a user ([Session.SetUser])
+// records about its client, for the user's list of sessions
+// ([Manager.UserSessions]). The creation time is always known (the
+// absolute lifetime counts from it); everything else is off by default.
+//
+// Privacy: a User-Agent and an IP address are personal data (GDPR, CCPA).
+// Turn on only what you show the user, say so in your privacy notice, and
+// remember that they are kept in the store, readable by whoever can read
+// it, for as long as the session lives. Anonymous sessions never record
+// any of it.
+type Metadata struct {
+	// LastSeen records when the client last made a request, to within
+	// TouchInterval: it is updated when the session is written anyway,
+	// and otherwise by the throttled refresh (at most once per
+	// TouchInterval), never by a write of its own on every request.
+	LastSeen bool
+	// UserAgent records the client's User-Agent header (its first 256
+	// bytes), refreshed like LastSeen.
+	UserAgent bool
+	// ClientIP records the client's IP address: the connection's, or,
+	// with [Options.TrustProxy], the last address in X-Forwarded-For (the
+	// one your proxy appended; earlier entries are the client's claim).
+	// Refreshed like LastSeen.
+	ClientIP bool
+}
+
+// maxUserAgent bounds the stored User-Agent.
+const maxUserAgent = 256
+
+// UserSession describes one of a user's live sessions.
+type UserSession struct {
+	// Handle names the session for [Manager.DestroyUserSession]. It is a
+	// hash of the store id (itself a hash of the token): safe to put in a
+	// page or a form, and worth nothing as a cookie.
+	Handle string
+	// Current reports that this is the session of the request whose
+	// context was passed.
+	Current bool
+	// CreatedAt is when the session was created or last renewed (login).
+	CreatedAt time.Time
+	// Expires is when the session ends if its client stays idle.
+	Expires time.Time
+	// LastSeen, UserAgent and IP are recorded as [Options.Metadata] asks;
+	// zero when off.
+	LastSeen  time.Time
+	UserAgent string
+	IP        string
+}
+
+// SetUser binds the session to userID, as a login does, and gives it a new
+// id (see [Session.Renew]) so that a token obtained before the login is
+// worth nothing. The store can then list and end the user's sessions
+// ([Manager.UserSessions], [Manager.DestroyUserSessions]). SetUser("")
+// unbinds (and renews) the session; binding it to the user it already has
+// does nothing.
+func (s *Session) SetUser(userID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	if s.p.UserID == userID {
+		return nil
+	}
+	s.renew()
+	s.p.UserID = userID
+	s.p.LastSeen, s.p.UserAgent, s.p.IP = time.Time{}, "", ""
+	return nil
+}
+
+// UserID returns the user the session is bound to, or "" for an
+// anonymous session.
+func (s *Session) UserID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return ""
+	}
+	return s.p.UserID
+}
+
+// stampMeta records the request's metadata in a bound session's payload.
+// Callers hold s.mu and are about to write the session anyway.
+func (s *Session) stampMeta(r *http.Request, now time.Time) {
+	md := s.m.opts.Metadata
+	if s.p.UserID == "" {
+		return
+	}
+	if md.LastSeen {
+		s.p.LastSeen = now
+	}
+	if md.UserAgent {
+		ua := r.UserAgent()
+		if len(ua) > maxUserAgent {
+			ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+		}
+		s.p.UserAgent = ua
+	}
+	if md.ClientIP {
+		s.p.IP = clientIP(r, s.m.opts.TrustProxy)
+	}
+}
+
+// refreshDue reports whether an unchanged bound session must be written to
+// move its idle expiry or its last-seen time.
+func (s *Session) refreshDue(exp, now time.Time) bool {
+	return exp.Sub(s.expires) >= s.m.opts.TouchInterval ||
+		(s.m.opts.Metadata.LastSeen && now.Sub(s.p.LastSeen) >= s.m.opts.TouchInterval)
+}
+
+// clientIP is the request's client address: the connection's, or behind a
+// trusted proxy the last X-Forwarded-For entry.
+func clientIP(r *http.Request, trustProxy bool) string {
+	if trustProxy {
+		if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
+			last := vs[len(vs)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+				return a.Unmap().String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().String()
+	}
+	return ""
+}
+
+// handle maps a store id to its [UserSession.Handle].
+func handle(id string) string {
+	sum := sha256.Sum256([]byte("sessionkit handle\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+func (m *Manager) userIndex() (UserIndex, error) {
+	ui, ok := m.store.(UserIndex)
+	if !ok {
+		return nil, ErrNoUserIndex
+	}
+	return ui, nil
+}
+
+// current returns the session of the request ctx belongs to, if it is one
+// of m's.
+func (m *Manager) current(ctx context.Context) *Session {
+	if s, ok := ctx.Value(ctxKey{}).(*Session); ok && s.m == m {
+		return s
+	}
+	return nil
+}
+
+// UserSessions lists the live sessions bound to userID, most recently
+// seen (or created) first. Pass the request's context (r.Context()) to
+// have the request's own session marked Current. It reads each session
+// once: one indexed query on Postgres, one ZRANGE and one pipeline on
+// Redis.
+func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSession, error) {
+	ui, err := m.userIndex()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := ui.ListUser(ctx, userID)
+	if err != nil {
+		m.stats.errors.Add(1)
+		return nil, err
+	}
+	curID := ""
+	if cur := m.current(ctx); cur != nil {
+		cur.mu.Lock()
+		if cur.fromClient || cur.stored != nil {
+			curID = cur.id
+		}
+		cur.mu.Unlock()
+	}
+	out := make([]UserSession, 0, len(recs))
+	for _, rec := range recs {
+		us := UserSession{Handle: handle(rec.ID), Current: rec.ID == curID, Expires: rec.Expires}
+		if p, err := m.codec.Decode(rec.Data); err == nil {
+			us.CreatedAt, us.LastSeen, us.UserAgent, us.IP = p.CreatedAt, p.LastSeen, p.UserAgent, p.IP
+		}
+		out = append(out, us)
+	}
+	seen := func(u UserSession) time.Time {
+		if u.LastSeen.After(u.CreatedAt) {
+			return u.LastSeen
+		}
+		return u.CreatedAt
+	}
+	slices.SortStableFunc(out, func(a, b UserSession) int { return seen(b).Compare(seen(a)) })
+	return out, nil
+}
+
+// DestroyUserSessions ends every session bound to userID and returns how
+// many it ended: after a password change, an account ban, or a "sign out
+// everywhere" click. With exceptCurrent, the session of the request whose
+// context is passed survives ("sign out other devices"); otherwise, if
+// that session is the user's, it is destroyed too and its cookie expired.
+//
+// It is one bounded operation on each built-in store whatever the number
+// of sessions (one DELETE on Postgres; a ZRANGE, one pipeline and a ZREM
+// on Redis; one pass in memory), and a request in flight on a revoked
+// session cannot write it back: its next request gets a fresh anonymous
+// session.
+func (m *Manager) DestroyUserSessions(ctx context.Context, userID string, exceptCurrent bool) (int, error) {
+	ui, err := m.userIndex()
+	if err != nil {
+		return 0, err
+	}
+	cur := m.current(ctx)
+	except := ""
+	if cur != nil && exceptCurrent {
+		cur.mu.Lock()
+		except = cur.id
+		cur.mu.Unlock()
+	}
+	n, err := ui.DestroyUser(ctx, userID, except)
+	if err != nil {
+		m.stats.errors.Add(1)
+		return n, err
+	}
+	m.stats.destroys.Add(int64(n))
+	if cur != nil && !exceptCurrent {
+		cur.endIfUser(userID)
+	}
+	return n, nil
+}
+
+// DestroyUserSession ends the session of userID named by handle (from
+// [Manager.UserSessions]) and returns how many it ended: 1, or 0 when no
+// live session of that user has the handle, so a handle never ends another
+// user's session.
+func (m *Manager) DestroyUserSession(ctx context.Context, userID, handleValue string) (int, error) {
+	ui, err := m.userIndex()
+	if err != nil {
+		return 0, err
+	}
+	recs, err := ui.ListUser(ctx, userID)
+	if err != nil {
+		m.stats.errors.Add(1)
+		return 0, err
+	}
+	i := slices.IndexFunc(recs, func(r UserRecord) bool { return handle(r.ID) == handleValue })
+	if i < 0 {
+		return 0, nil
+	}
+	id := recs[i].ID
+	if err := m.store.Destroy(ctx, id); err != nil {
+		m.stats.errors.Add(1)
+		return 0, err
+	}
+	m.stats.destroys.Add(1)
+	if cur := m.current(ctx); cur != nil {
+		cur.mu.Lock()
+		mine := cur.id == id
+		cur.mu.Unlock()
+		if mine {
+			cur.endIfUser(userID)
+		}
+	}
+	return 1, nil
+}
+
+// endIfUser destroys the session if it is bound to userID: its record is
+// already gone from the store; this expires the client's cookie.
+func (s *Session) endIfUser(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil || s.p.UserID != userID || s.committed {
+		return
+	}
+	s.destroyLocked()
+}
