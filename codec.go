@@ -114,7 +114,7 @@ const maxJSONDepth = 64
 // Decode implements [Codec]. Field names match exactly (unlike
 // encoding/json's struct decoding, which ignores case).
 func (c JSONCodec) Decode(data []byte) (Payload, error) {
-	p, raw, err := c.decodeLazy(data)
+	p, raw, err := c.decode(data, true)
 	if err != nil {
 		return Payload{}, err
 	}

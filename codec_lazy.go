@@ -22,7 +22,14 @@ type lazyDecoder interface {
 	decodeLazy(data []byte) (Payload, []byte, error)
 }
 
-func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
+func (c JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) { return c.decode(data, false) }
+
+// decode is decodeLazy; with all it also decodes the metadata fields a
+// request does not need ("ua", "ip": see [Metadata]), which a lazy load
+// skips so that a bound session's read costs next to nothing more than an
+// anonymous one's. A session written while Metadata records them records
+// them afresh.
+func (JSONCodec) decode(data []byte, all bool) (Payload, []byte, error) {
 	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
 		return Payload{}, nil, err
 	}
@@ -34,8 +41,8 @@ func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
 	var p Payload
 	var raw []byte
 	var created int64
-	ok := eachField(data, func(key string, v []byte) {
-		switch key {
+	ok := eachField(data, func(key []byte, v []byte) {
+		switch string(key) { // compared, not converted: no allocation
 		case "created":
 			created = parseInt(v)
 		case "transient":
@@ -47,9 +54,13 @@ func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
 		case "seen":
 			p.LastSeen = fromUnixMilli(parseInt(v))
 		case "ua":
-			p.UserAgent = jsonString(v)
+			if all {
+				p.UserAgent = jsonString(v)
+			}
 		case "ip":
-			p.IP = jsonString(v)
+			if all {
+				p.IP = jsonString(v)
+			}
 		}
 	})
 	if !ok {
@@ -72,6 +83,9 @@ func (JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) {
 // sessions have string fields besides the values, so an anonymous
 // session's load never gets here.
 func jsonString(v []byte) string {
+	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v[1:n-1]) {
+		return string(v[1 : n-1]) // no escapes: the common case, one allocation
+	}
 	var str string
 	if json.Unmarshal(v, &str) != nil {
 		return ""
@@ -97,7 +111,7 @@ func parseInt(v []byte) int64 {
 // eachField calls fn with each top-level key of the valid JSON object obj
 // (keys with escapes are unescaped) and its raw value. It reports false
 // when obj is not an object.
-func eachField(obj []byte, fn func(key string, value []byte)) bool {
+func eachField(obj []byte, fn func(key, value []byte)) bool {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return false
@@ -119,13 +133,15 @@ func eachField(obj []byte, fn func(key string, value []byte)) bool {
 		if end < 0 {
 			return false
 		}
-		var key string
-		if escaped || !utf8.Valid(obj[i+1:end-1]) {
-			if json.Unmarshal(obj[i:end], &key) != nil {
+		// The key is passed as bytes, so that a caller comparing it with
+		// constants allocates nothing.
+		key := obj[i+1 : end-1]
+		if escaped || !utf8.Valid(key) {
+			var k string
+			if json.Unmarshal(obj[i:end], &k) != nil {
 				return false
 			}
-		} else {
-			key = string(obj[i+1 : end-1])
+			key = []byte(k)
 		}
 		i = skipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ':' {

@@ -78,18 +78,27 @@ session for it.
 	})
 
 	var rf sessionFlags
+	var ruser *string
 	register(&command{
 		name:  "revoke",
-		args:  "<cookie value>",
-		short: "verify a cookie value; destroy its session in every backend",
+		args:  "<cookie value> | -user <id>",
+		short: "verify a cookie value; destroy its session in every backend (or all of a user's)",
 		summary: `Destroy a session in every configured backend, so that the cookie is
 worth nothing from now on. Revoking a session that no longer exists
 succeeds (exit 0) and says so. Exits 1 if any backend could not be reached:
-the session may still be live there.
+the session may still be live there. With -user, every session bound
+to that user (Session.SetUser) instead: password change, ban, "sign out
+everywhere".
 
 ` + valueHelp,
-		flags: rf.declare,
+		flags: func(fs *flag.FlagSet) {
+			rf.declare(fs)
+			ruser = fs.String("user", "", "revoke every session of this user id instead of one cookie value")
+		},
 		run: func(c *cli, fs *flag.FlagSet, args []string) int {
+			if *ruser != "" {
+				return revokeUser(c, fs, *ruser, args, *rf.timeout)
+			}
 			return withSession(c, fs, rf, args, func(ctx context.Context, id string, bs []backend) int {
 				code := exitOK
 				var live []string
