@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -185,6 +187,95 @@ func TestRedisCluster(t *testing.T) {
 			t.Fatalf("Count = %d, %v; want %d (keys per master %v)", got, err, n, perMaster)
 		}
 		t.Logf("Count = %d over masters holding %v keys", n, perMaster)
+	})
+
+	// A user's sessions land on every master (session keys are spread by
+	// id; only the user's index carries a hash tag): listing them and
+	// revoking them through the Manager must reach all of them.
+	t.Run("UserSessionsCoverEveryMaster", func(t *testing.T) {
+		s, prefix := openRedisStorePrefix(t, url)
+		a := newApp(t, s, session.Options{})
+		a.mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+			if err := session.From(r).SetUser("ada"); err != nil {
+				http.Error(w, err.Error(), 500)
+			}
+		})
+		a.mux.HandleFunc("GET /user", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, session.From(r).UserID())
+		})
+		const n = 60
+		clients := make([]*http.Client, n)
+		for i := range clients {
+			clients[i] = newClient(t)
+			if resp, _ := a.doWith(clients[i], "POST", "/login", nil); resp.StatusCode != 200 {
+				t.Fatalf("login %d: %s", i, resp.Status)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		listed, err := s.ListUser(ctx, "ada")
+		if err != nil || len(listed) != n {
+			t.Fatalf("ListUser = %d records, %v; want %d", len(listed), err, n)
+		}
+		// Which master holds each session's key.
+		cc := s.Client().(*redis.ClusterClient)
+		var mu sync.Mutex
+		perMaster := map[string]int{}
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			for _, r := range listed {
+				k, err := m.Exists(ctx, prefix+r.ID).Result()
+				if redis.HasErrorPrefix(err, "MOVED") {
+					continue // another master's slot
+				}
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				perMaster[m.Options().Addr] += int(k)
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, k := range perMaster {
+			total += k
+			if k == 0 {
+				t.Fatalf("sessions per master %v: want the user's sessions on every master", perMaster)
+			}
+		}
+		if len(perMaster) != 3 || total != n {
+			t.Fatalf("sessions per master %v: want %d over 3 masters", perMaster, n)
+		}
+		// (a.m sits on a call-counting wrapper without UserIndex.)
+		m, err := session.New(s, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		us, err := m.UserSessions(ctx, "ada")
+		if err != nil || len(us) != n {
+			t.Fatalf("UserSessions = %d, %v; want %d", len(us), err, n)
+		}
+		got, err := m.DestroyUserSessions(ctx, "ada", false)
+		if err != nil || got != n {
+			t.Fatalf("DestroyUserSessions = %d, %v; want %d", got, err, n)
+		}
+		for i, c := range clients {
+			if _, body := a.doWith(c, "GET", "/user", nil); body != "" {
+				t.Fatalf("client %d still logged in as %q after the revocation", i, body)
+			}
+		}
+		if left, err := s.ListUser(ctx, "ada"); err != nil || len(left) != 0 {
+			t.Fatalf("after DestroyUserSessions ListUser = %d, %v", len(left), err)
+		}
+		for _, r := range listed {
+			if _, err := s.Get(ctx, r.ID); !errors.Is(err, session.ErrNotFound) {
+				t.Fatalf("session %s survives the revocation: %v", r.ID, err)
+			}
+		}
+		t.Logf("%d sessions of one user over masters %v: all listed (store and Manager), all %d revoked", n, perMaster, got)
 	})
 
 	t.Run("MasterKilledMidRun", func(t *testing.T) {
