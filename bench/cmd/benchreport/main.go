@@ -90,7 +90,14 @@ func (d data) get(k key, unit string) (float64, bool) {
 	return (vs[n/2-1] + vs[n/2]) / 2, true
 }
 
-func ns(d data, k key) (float64, bool) { return d.get(k, "ns/op") }
+func ns(d data, k key) (float64, bool) {
+	if v, ok := d.get(k, "ns/op"); ok {
+		return v, true
+	}
+	// benchfmt reports time in seconds.
+	v, ok := d.get(k, "sec/op")
+	return v * 1e9, ok
+}
 
 func fmtNs(v float64, ok bool) string {
 	if !ok {
