@@ -18,6 +18,7 @@ type countingStore struct {
 	s   session.Store
 	cas session.CompareAndSetter
 	rt  *rtCounter // nil when the driver counts round trips itself
+	pfx string     // the key prefix the backend adds to an id
 
 	gets, sets, touches, destroys, cases atomic.Int64
 	last                                 *lastWrite
@@ -43,7 +44,7 @@ func (c *countingStore) Get(ctx context.Context, id string) (session.Record, err
 func (c *countingStore) Set(ctx context.Context, id string, rec session.Record) error {
 	c.sets.Add(1)
 	c.count(true)
-	c.last.set(id, rec.Data)
+	c.last.set(c.pfx+id, rec.Data)
 	return c.s.Set(ctx, id, rec)
 }
 
@@ -62,7 +63,7 @@ func (c *countingStore) Touch(ctx context.Context, id string, expires time.Time)
 func (c *countingStore) CompareAndSet(ctx context.Context, id string, old []byte, rec session.Record) error {
 	c.cases.Add(1)
 	c.count(true)
-	c.last.set(id, rec.Data)
+	c.last.set(c.pfx+id, rec.Data)
 	return c.cas.CompareAndSet(ctx, id, old, rec)
 }
 
@@ -86,6 +87,7 @@ func (c *countingStore) report(b *testing.B, n int) {
 // and touch interval.
 func ours(b *testing.B, backend string) *contender {
 	var st session.Store
+	var pfx string
 	rt := &rtCounter{}
 	countCalls := false
 	switch backend {
@@ -94,7 +96,8 @@ func ours(b *testing.B, backend string) *contender {
 		b.Cleanup(func() { ms.Close() })
 		st, countCalls = ms, true
 	case "redis":
-		rs, err := session.NewRedisStore(newRedisClient(b, rt), session.RedisOptions{Prefix: keyPrefix + "ours:"})
+		pfx = keyPrefix + "ours:"
+		rs, err := session.NewRedisStore(newRedisClient(b, rt), session.RedisOptions{Prefix: pfx})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -115,7 +118,7 @@ func ours(b *testing.B, backend string) *contender {
 	default:
 		return nil
 	}
-	cs := &countingStore{s: st, last: &lastWrite{}}
+	cs := &countingStore{s: st, last: &lastWrite{}, pfx: pfx}
 	cs.cas, _ = st.(session.CompareAndSetter)
 	if countCalls {
 		cs.rt = rt

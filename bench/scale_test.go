@@ -199,10 +199,8 @@ func BenchmarkScaleRedisMemory(b *testing.B) {
 			if _, err := newClient(c, 1_000_000); err != nil {
 				b.Fatal(err)
 			}
-			val := c.last.value()
-			c.last.mu.Lock()
-			keyLen := len(c.last.key)
-			c.last.mu.Unlock()
+			val, lastKey := redisValue(b, c.last)
+			keyLen := len(lastKey)
 			// Keys of the same length as the library's (its token or hash,
 			// under a prefix of ours as long as the one the run used).
 			pfx := keyPrefix + "scale:" + c.lib + ":"
