@@ -18,13 +18,15 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// The servers are shared with other engineers: every key this package
-// writes starts with keyPrefix and every table lives in the schema pgSchema.
-// Both are removed at the end of the run (TestMain); Redis keys also carry
-// an expiry, so a killed run leaves nothing behind for long.
-const (
-	keyPrefix = "sessionbench:"
-	pgSchema  = "sessionbench"
+// The servers are shared with other engineers (and with other checkouts
+// of this module running at the same time): every key this process writes
+// starts with keyPrefix and every table lives in the schema pgSchema, both
+// unique to the process. They are removed at the end of the run
+// (TestMain); Redis keys also carry an expiry, so a killed run leaves
+// nothing behind for long.
+var (
+	keyPrefix = fmt.Sprintf("sessionbench:%d:", os.Getpid())
+	pgSchema  = fmt.Sprintf("sessionbench_%d", os.Getpid())
 )
 
 func redisAddr() string {

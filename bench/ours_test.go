@@ -103,7 +103,7 @@ func ours(b *testing.B, backend string) *contender {
 		}
 		st = rs
 	case "postgres":
-		const table = pgSchema + ".ours"
+		table := pgSchema + ".ours"
 		pool := newPgPool(b, rt, "")
 		if err := session.Migrate(context.Background(), pool, table); err != nil {
 			b.Fatal(err)

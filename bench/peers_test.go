@@ -206,7 +206,7 @@ func scsRedis(b *testing.B) []*contender {
 // scsPgSchema holds scs's table: pgxstore hard-codes the name "sessions",
 // so it gets a schema of its own (through search_path) to stay clear of
 // everyone else's "sessions".
-const scsPgSchema = pgSchema + "_scs"
+var scsPgSchema = pgSchema + "_scs"
 
 func scsPostgres(b *testing.B) []*contender {
 	setup := newPgPool(b, nil, "")
@@ -409,7 +409,7 @@ func (f *redisFloor) set(ctx context.Context, key, val string) error {
 // pgFloor: one SELECT by primary key (and one UPDATE on /write).
 type pgFloor struct{ pool *pgxpool.Pool }
 
-const pgFloorTable = pgSchema + ".floor"
+var pgFloorTable = pgSchema + ".floor"
 
 func (f *pgFloor) get(ctx context.Context, key string) (string, bool, error) {
 	var v string

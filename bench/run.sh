@@ -9,23 +9,24 @@
 #                                request results
 #   bash bench/run.sh -report    only rewrite BENCHMARKS.md from results/
 #
-# Environment: COUNT (default 6, enough for benchstat's confidence
-# intervals), BENCHTIME (default 400ms per run), BENCH (a -bench regexp to
+# Environment: COUNT (default 10; benchstat needs 6 for its confidence
+# intervals), BENCHTIME (default 250ms per run; short runs, many times, interleave the contenders against the shared machine's load swings), SCALE_COUNT (3), BENCH (a -bench regexp to
 # narrow the request benchmarks), BENCH_REDIS_ADDR (127.0.0.1:6379),
 # BENCH_DATABASE_URL (postgres://127.0.0.1:5432/test).
 #
 # It needs a Redis and a Postgres; it starts neither. Everything it writes
-# uses the key prefix "sessionbench:" and the schemas "sessionbench" and
-# "sessionbench_scs", all removed when the run ends. It never flushes or
-# stops a server.
+# uses the key prefix "sessionbench:<pid>:" and the schemas
+# "sessionbench_<pid>" and "sessionbench_<pid>_scs", all removed when the
+# run ends. It never flushes or stops a server.
 set -euo pipefail
 
 cd "$(dirname "$0")"
-COUNT=${COUNT:-6}
-BENCHTIME=${BENCHTIME:-400ms}
+COUNT=${COUNT:-10}
+BENCHTIME=${BENCHTIME:-250ms}
 BENCH=${BENCH:-'^(BenchmarkRequest|BenchmarkStoredBytes)$'}
 mode=quick
 scale=0
+status=0
 for arg in "$@"; do
 	case "$arg" in
 	-scale) scale=1 ;;
@@ -37,12 +38,15 @@ done
 
 mkdir -p results
 req_cmd="go test -run '^\$' -bench '$BENCH' -benchtime $BENCHTIME -count $COUNT -timeout 60m ."
-scale_cmd="BENCH_SCALE=1 go test -run '^\$' -bench '^BenchmarkScale' -benchtime 1x -count 1 -timeout 60m ."
+scale_cmd="BENCH_SCALE=1 go test -run '^\$' -bench '^BenchmarkScale' -benchtime 1x -count ${SCALE_COUNT:-3} -timeout 60m ."
 
 if [ "$mode" = quick ]; then
 	echo "== $req_cmd" >&2
 	uptime | sed 's/.*load/load/' >results/requests.load
-	eval "$req_cmd" | tee results/requests.txt.tmp
+	if ! eval "$req_cmd" | tee results/requests.txt.tmp; then
+		echo "run.sh: some request benchmarks failed (see FAIL above); the report covers the rest" >&2
+		status=1
+	fi
 	mv results/requests.txt.tmp results/requests.txt
 	uptime | sed 's/.*load/load/' >>results/requests.load
 	echo "$req_cmd" >results/requests.cmd
@@ -50,7 +54,10 @@ if [ "$mode" = quick ]; then
 fi
 if [ "$scale" = 1 ]; then
 	echo "== $scale_cmd" >&2
-	eval "$scale_cmd" | tee results/scale.txt.tmp
+	if ! eval "$scale_cmd" | tee results/scale.txt.tmp; then
+		echo "run.sh: some scale benchmarks failed (see FAIL above); the report covers the rest" >&2
+		status=1
+	fi
 	mv results/scale.txt.tmp results/scale.txt
 	echo "$scale_cmd" >results/scale.cmd
 	date -u '+%Y-%m-%d %H:%M UTC' >results/scale.date
@@ -88,6 +95,14 @@ bstat() { go tool benchstat "$@"; }
 	fi
 	echo "- Raw results: \`bench/results/\`; compare two runs with \`go tool benchstat old.txt new.txt\`."
 	echo
+	if grep -qh -- '--- FAIL' "${inputs[@]}"; then
+		echo "## Failures in this run"
+		echo
+		echo '```'
+		grep -h -A3 -- '--- FAIL' "${inputs[@]}" || true
+		echo '```'
+		echo
+	fi
 	echo "## Summary"
 	echo
 	go run ./cmd/benchreport "${inputs[@]}"
@@ -113,3 +128,4 @@ bstat() { go tool benchstat "$@"; }
 } >BENCHMARKS.md.tmp
 mv BENCHMARKS.md.tmp BENCHMARKS.md
 echo "wrote bench/BENCHMARKS.md" >&2
+exit $status

@@ -102,7 +102,7 @@ func usec(d time.Duration) float64 { return float64(d) / float64(time.Microsecon
 func BenchmarkScalePostgresCleanup(b *testing.B) {
 	scale(b)
 	rows := scaleCount(b)
-	const table = pgSchema + ".scale"
+	table := pgSchema + ".scale"
 	pool := newPgPoolN(b, nil, "", scaleWorkers+2)
 	ctx := context.Background()
 	if err := session.Migrate(ctx, pool, table); err != nil {
