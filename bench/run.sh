@@ -4,15 +4,16 @@
 #
 #   bash bench/run.sh            quick run (about 10 minutes on 2 cores)
 #   bash bench/run.sh -scale     also the scale runs (1M expired Postgres
-#                                rows, 1M live Redis sessions; ~5 more min)
+#                                rows, 1M live Redis sessions; ~10 more min)
 #   bash bench/run.sh -scale-only  only the scale runs, reusing the last
 #                                request results
 #   bash bench/run.sh -report    only rewrite BENCHMARKS.md from results/
 #
 # Environment: COUNT (default 10; benchstat needs 6 for its confidence
-# intervals), BENCHTIME (default 250ms per run; short runs, many times, interleave the contenders against the shared machine's load swings), SCALE_COUNT (3), BENCH (a -bench regexp to
-# narrow the request benchmarks), BENCH_REDIS_ADDR (127.0.0.1:6379),
-# BENCH_DATABASE_URL (postgres://127.0.0.1:5432/test).
+# intervals), BENCHTIME (default 250ms per run), SCALE_COUNT (default 3),
+# BENCH (a -bench regexp to narrow the request benchmarks),
+# BENCH_REDIS_ADDR (127.0.0.1:6379), BENCH_DATABASE_URL
+# (postgres://127.0.0.1:5432/test).
 #
 # It needs a Redis and a Postgres; it starts neither. Everything it writes
 # uses the key prefix "sessionbench:<pid>:" and the schemas
