@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -112,6 +114,12 @@ func parseInt(v []byte) int64 {
 // (keys with escapes are unescaped) and its raw value. It reports false
 // when obj is not an object.
 func eachField(obj []byte, fn func(key, value []byte)) bool {
+	return eachMember(obj, func(key, _, value []byte) { fn(key, value) })
+}
+
+// eachMember is eachField that also passes each key as it is written in
+// obj, quotes and escapes included.
+func eachMember(obj []byte, fn func(key, rawKey, value []byte)) bool {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return false
@@ -135,6 +143,7 @@ func eachField(obj []byte, fn func(key, value []byte)) bool {
 		}
 		// The key is passed as bytes, so that a caller comparing it with
 		// constants allocates nothing.
+		rawKey := obj[i:end]
 		key := obj[i+1 : end-1]
 		if escaped || !utf8.Valid(key) {
 			var k string
@@ -152,7 +161,7 @@ func eachField(obj []byte, fn func(key, value []byte)) bool {
 		if vend < 0 {
 			return false
 		}
-		fn(key, obj[i:vend])
+		fn(key, rawKey, obj[i:vend])
 		i = vend
 	}
 }
@@ -313,4 +322,83 @@ func skipValue(b []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// rawEncoder is implemented by codecs that can write a session whose
+// values were never decoded, splicing a request's changes into the stored
+// bytes: a request that puts one key does not pay for decoding and
+// re-encoding every other value.
+type rawEncoder interface {
+	encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte, error)
+}
+
+func (JSONCodec) encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte, error) {
+	b := make([]byte, 0, len(raw)+64+32*len(ops))
+	b = append(b, `{"created":`...)
+	b = strconv.AppendInt(b, p.CreatedAt.UnixMilli(), 10)
+	if p.Transient {
+		b = append(b, `,"transient":true`...)
+	}
+	var err error
+	appendString := func(name, v string) {
+		if v == "" || err != nil {
+			return
+		}
+		var q []byte
+		if q, err = json.Marshal(v); err == nil {
+			b = append(append(append(b, `,"`...), name...), `":`...)
+			b = append(b, q...)
+		}
+	}
+	appendString("user", p.UserID)
+	if ms := unixMilli(p.LastSeen); ms != 0 {
+		b = strconv.AppendInt(append(b, `,"seen":`...), ms, 10)
+	}
+	appendString("ua", p.UserAgent)
+	appendString("ip", p.IP)
+	b = append(b, `,"values":{`...)
+	first := true
+	sep := func() {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+	}
+	// Unchanged members are copied byte for byte, in their order.
+	if !eachMember(raw, func(key, rawKey, value []byte) {
+		if _, changed := ops[string(key)]; changed {
+			return
+		}
+		sep()
+		b = append(append(append(b, rawKey...), ':'), value...)
+	}) {
+		return nil, fmt.Errorf("%w: values is not an object", ErrBadPayload)
+	}
+	keys := make([]string, 0, len(ops))
+	for k, c := range ops {
+		if !c.deleted {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		qk, err := json.Marshal(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrEncode, err)
+		}
+		v, err := json.Marshal(ops[k].value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrEncode, err)
+		}
+		sep()
+		b = append(append(append(b, qk...), ':'), v...)
+	}
+	b = append(b, "}}"...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
+	}
+	if err := checkJSONDepth(b, maxJSONDepth); err != nil {
+		return nil, fmt.Errorf("%w: values nested deeper than %d", ErrTooLarge, maxJSONDepth)
+	}
+	return b, nil
 }

@@ -57,7 +57,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		if s.issue || s.remember || !s.p.Transient {
-			m.setCookie(w, r, s.token, s.p.Transient, exp, now)
+			m.setCookie(w, r, s, s.p.Transient, exp, now)
 		}
 	case s.stored != nil && s.p.UserID != "" && m.cas != nil && s.refreshDue(exp, now):
 		// A bound session is refreshed with a write of its own bytes
@@ -72,7 +72,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 			return nil // revoked meanwhile: never bring it back
 		}
 		if !s.p.Transient {
-			m.setCookie(w, r, s.token, false, exp, now)
+			m.setCookie(w, r, s, false, exp, now)
 		}
 	case s.stored != nil && exp.Sub(s.expires) >= m.opts.TouchInterval:
 		err := m.store.Touch(ctx, s.id, exp)
@@ -85,7 +85,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 		}
 		m.stats.touches.Add(1)
 		if !s.p.Transient {
-			m.setCookie(w, r, s.token, false, exp, now)
+			m.setCookie(w, r, s, false, exp, now)
 		}
 	case s.destroyed && s.fromClient:
 		m.expireCookie(w, r)
@@ -129,9 +129,7 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			// A new id already taken: only a token collision could do
 			// this, which 256 random bits make impossible in practice;
 			// a fresh token settles it either way.
-			s.token = newToken()
-			s.id = m.hasher.StoreID(s.token)
-			s.issue = true
+			s.newToken()
 			continue
 		}
 		if err := backoff(ctx, attempt); err != nil {
@@ -198,8 +196,16 @@ func (s *Session) rebase(base Payload) {
 }
 
 func (s *Session) encode() ([]byte, error) {
-	s.values()
-	data, err := s.m.codec.Encode(s.p)
+	var data []byte
+	var err error
+	if re, ok := s.m.codec.(rawEncoder); ok && s.p.Values == nil && s.raw != nil {
+		// The values were never decoded: splice this request's changes
+		// into their bytes instead.
+		data, err = re.encodeRaw(s.p, s.raw, s.ops)
+	} else {
+		s.values()
+		data, err = s.m.codec.Encode(s.p)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -128,17 +128,26 @@ func (c *SecureCookieCodec) Encode(name, token string) (string, error) {
 
 // Decode implements [TokenCodec].
 func (c *SecureCookieCodec) Decode(name, value string) (string, error) {
+	token, _, err := c.decode(name, value)
+	return token, err
+}
+
+// decode is Decode that also reports whether the signing (first) key
+// verified value, in which case value can be sent again as it is.
+func (c *SecureCookieCodec) decode(name, value string) (token string, current bool, err error) {
 	if value == "" || len(value) > maxValueLen {
-		return "", errors.New("session: token value empty or too long")
+		return "", false, errors.New("session: token value empty or too long")
 	}
-	var token []byte
-	if err := securecookie.DecodeMulti(name, value, &token, c.codecs...); err != nil {
-		return "", err
+	var raw []byte
+	for i, sc := range c.codecs {
+		if err = sc.Decode(name, value, &raw); err == nil {
+			if len(raw) == 0 || len(raw) > 128 {
+				return "", false, errors.New("session: bad token")
+			}
+			return string(raw), i == 0, nil
+		}
 	}
-	if len(token) == 0 || len(token) > 128 {
-		return "", errors.New("session: bad token")
-	}
-	return string(token), nil
+	return "", false, err
 }
 
 // CookieOptions sets the attributes of the session cookie. The zero value

@@ -218,8 +218,8 @@ func (m *Manager) newSession(r *http.Request) *Session {
 			}
 		}
 		if v != "" {
-			if token, err := m.tokens.Decode(m.opts.CookieName, v); err == nil {
-				s.setToken(token)
+			if token, current, err := m.decodeToken(v); err == nil {
+				s.setToken(token, v, current)
 				s.headerToken = true
 				return s
 			}
@@ -232,18 +232,47 @@ func (m *Manager) newSession(r *http.Request) *Session {
 		if i == 4 {
 			break
 		}
-		if token, err := m.tokens.Decode(m.opts.CookieName, c.Value); err == nil {
-			s.setToken(token)
+		if token, current, err := m.decodeToken(c.Value); err == nil {
+			s.setToken(token, c.Value, current)
 			break
 		}
 	}
 	return s
 }
 
-func (s *Session) setToken(token string) {
+// decodeToken verifies a cookie or header value. current reports that the
+// value needs no re-signing: it was signed with the key that signs now.
+func (m *Manager) decodeToken(value string) (token string, current bool, err error) {
+	if sc, ok := m.tokens.(*SecureCookieCodec); ok {
+		return sc.decode(m.opts.CookieName, value)
+	}
+	token, err = m.tokens.Decode(m.opts.CookieName, value)
+	return token, false, err
+}
+
+func (s *Session) setToken(token, value string, current bool) {
 	s.token = token
 	s.id = s.m.hasher.StoreID(token)
 	s.fromClient = true
+	if current {
+		// Re-sending the cookie (to move its expiry) can reuse what the
+		// client sent instead of signing again.
+		s.value = value
+	}
+}
+
+// clientValue returns the signed value of the session's token for the
+// cookie or header, signing it only if the client's own value cannot be
+// sent back. Callers hold s.mu.
+func (s *Session) clientValue() (string, error) {
+	if s.value == "" {
+		v, err := s.m.tokens.Encode(s.m.opts.CookieName, s.token)
+		if err != nil {
+			return "", err
+		}
+		s.value = v
+	}
+	return s.value, nil
 }
 
 func (s *Session) abandon() {
@@ -266,8 +295,8 @@ func (m *Manager) cookie(r *http.Request, value string) *http.Cookie {
 	}
 }
 
-func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, token string, transient bool, exp, now time.Time) {
-	value, err := m.tokens.Encode(m.opts.CookieName, token)
+func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, s *Session, transient bool, exp, now time.Time) {
+	value, err := s.clientValue()
 	if err != nil {
 		m.logger.Error("session: encoding the cookie failed", "error", err)
 		return

@@ -39,6 +39,7 @@ type Session struct {
 
 	mu          sync.Mutex
 	token       string // what the client holds (verified) or a new one
+	value       string // token signed for the client, "" until needed
 	id          string // the store's id: m.hasher.StoreID(token)
 	fromClient  bool   // token came from a valid cookie or header
 	headerToken bool   // it came in the request header
@@ -130,19 +131,34 @@ func (s *Session) load() error {
 func (s *Session) values() map[string]any {
 	if s.p.Values == nil {
 		v, err := decodeValues(s.raw)
-		if err != nil {
+		if err != nil || v == nil {
 			// decodeLazy validated these bytes; this cannot happen.
 			v = map[string]any{}
+		}
+		// While the values were raw, changes went to s.ops only.
+		for k, c := range s.ops {
+			if c.deleted {
+				delete(v, k)
+			} else {
+				v[k] = c.value
+			}
 		}
 		s.p.Values, s.raw = v, nil
 	}
 	return s.p.Values
 }
 
+// rawMode reports that the values are still the stored bytes, with this
+// request's changes in s.ops on top. Callers hold s.mu.
+func (s *Session) rawMode() bool { return s.p.Values == nil && s.raw != nil }
+
 // lookup returns the value under key without building the map when the
 // values are still raw. Callers hold s.mu.
 func (s *Session) lookup(key string) (any, bool) {
-	if s.p.Values == nil && s.raw != nil {
+	if s.rawMode() {
+		if c, ok := s.ops[key]; ok {
+			return c.value, !c.deleted
+		}
 		return lookupJSON(s.raw, key)
 	}
 	v, ok := s.p.Values[key]
@@ -152,13 +168,20 @@ func (s *Session) lookup(key string) (any, bool) {
 // fresh makes s a new, empty session under a new token: a client never
 // chooses its id.
 func (s *Session) fresh() {
-	s.token = newToken()
-	s.id = s.m.hasher.StoreID(s.token)
-	s.issue = true
+	s.newToken()
 	s.stored = nil
 	s.expires = time.Time{}
 	s.p = Payload{Values: map[string]any{}, CreatedAt: time.Now()}
 	s.raw = nil
+}
+
+// newToken gives the session a new random token (and so a new id), to be
+// sent to the client. Callers hold s.mu.
+func (s *Session) newToken() {
+	s.token = newToken()
+	s.id = s.m.hasher.StoreID(s.token)
+	s.value = ""
+	s.issue = true
 }
 
 // Err returns the error that kept the session from loading, if any,
@@ -238,7 +261,9 @@ func (s *Session) Put(key string, value any) error {
 	if err := s.mutable(); err != nil {
 		return err
 	}
-	s.values()[key] = value
+	if !s.rawMode() {
+		s.p.Values[key] = value
+	}
 	s.record(key, change{value: value})
 	return nil
 }
@@ -256,10 +281,12 @@ func (s *Session) Delete(key string) error {
 }
 
 func (s *Session) delete(key string) {
-	if _, ok := s.values()[key]; !ok {
+	if _, ok := s.lookup(key); !ok {
 		return
 	}
-	delete(s.p.Values, key)
+	if !s.rawMode() {
+		delete(s.p.Values, key)
+	}
 	s.record(key, change{deleted: true})
 }
 
@@ -271,7 +298,7 @@ func (s *Session) Pop(key string) any {
 	if s.mutable() != nil {
 		return nil
 	}
-	v, ok := s.values()[key]
+	v, ok := s.lookup(key)
 	if ok {
 		s.delete(key)
 	}
@@ -319,8 +346,7 @@ func (s *Session) renew() {
 	if s.stored != nil {
 		s.dead = append(s.dead, s.id)
 	}
-	s.token = newToken()
-	s.id = s.m.hasher.StoreID(s.token)
+	s.newToken()
 	s.stored = nil
 	s.expires = time.Time{}
 	s.p.CreatedAt = time.Now()
