@@ -29,7 +29,8 @@ type PostgresOptions struct {
 
 	// CleanupBatchSize is how many rows one DELETE removes. Cleanup runs
 	// batch after batch, each its own short statement, so deleting a
-	// million rows never holds long locks. The default is 5000.
+	// million rows never holds long locks; the background cleanup also
+	// rests between batches as long as each took. The default is 5000.
 	CleanupBatchSize int
 
 	// Logger receives cleanup failures. The default is slog.Default().
@@ -239,17 +240,29 @@ func (s *PostgresStore) Count(ctx context.Context) (int64, error) {
 }
 
 // DeleteExpired implements [Cleaner]. It deletes in batches of
-// CleanupBatchSize rows, each a statement of its own, until none is left
-// or ctx ends.
+// CleanupBatchSize rows, each a statement of its own, resting after each
+// batch as long as it took, until none is left or ctx ends. The background
+// cleanup calls it.
 func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
-	return s.DeleteExpiredProgress(ctx, nil)
+	return s.deleteExpired(ctx, nil, true)
 }
 
-// DeleteExpiredProgress is DeleteExpired that calls progress with the
-// running total after each batch, for an operator watching a large purge.
+// DeleteExpiredProgress is DeleteExpired for an operator watching a large
+// purge (sessionctl purge): it calls progress with the running total after
+// each batch, and does not rest between batches.
 func (s *PostgresStore) DeleteExpiredProgress(ctx context.Context, progress func(deleted int64)) (int64, error) {
+	return s.deleteExpired(ctx, progress, false)
+}
+
+// deleteExpired deletes batch after batch. With throttle, as in the
+// background cleanup, it rests after each batch for as long as the batch
+// took, so a large backlog never holds more than half of one connection
+// and of the server's attention: requests' Gets stay fast while a million
+// rows go (bench/BENCHMARKS.md, the cleanup row).
+func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted int64), throttle bool) (int64, error) {
 	var total int64
 	for {
+		start := time.Now()
 		tag, err := s.pool.Exec(ctx, s.qCleanup, s.batch)
 		if err != nil {
 			return total, fmt.Errorf("session: postgres cleanup: %w", err)
@@ -261,6 +274,15 @@ func (s *PostgresStore) DeleteExpiredProgress(ctx context.Context, progress func
 		}
 		if n < int64(s.batch) {
 			return total, nil
+		}
+		if throttle {
+			t := time.NewTimer(time.Since(start))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return total, ctx.Err()
+			case <-t.C:
+			}
 		}
 	}
 }
@@ -345,7 +367,7 @@ func (s *PostgresStore) cleanupLoop(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if n, err := s.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+			if n, err := s.deleteExpired(ctx, nil, true); err != nil && ctx.Err() == nil {
 				s.logger.Warn("session: cleanup of expired sessions failed", "table", s.table, "deleted", n, "error", err)
 			}
 		}
