@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,13 @@ type Failover struct {
 	drain     map[string]struct{} // to reconcile from drainFrom into the active store
 	drainFrom Store
 	moves     atomic.Int64
+	revoked   map[string]string // user -> except: DestroyUser run while not on the primary
+	revokeGen int64             // bumped by every entry into revoked
+
+	// carryMu is held (read) by every carry, and (write) by a DestroyUser
+	// that must revoke on the store being drained, so that no carry copies
+	// a revoked session back between the two.
+	carryMu sync.RWMutex
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -142,6 +150,7 @@ func NewFailover(stores []Store, opts FailoverOptions) (*Failover, error) {
 		fails:   make([]atomic.Int32, len(stores)),
 		healthy: make([]atomic.Bool, len(stores)),
 		tracked: map[string]struct{}{},
+		revoked: map[string]string{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -268,6 +277,8 @@ func (f *Failover) reconcile(ctx context.Context, id string) {
 
 // carry makes to hold what from holds under id: the record, or nothing.
 func (f *Failover) carry(ctx context.Context, id string, from, to Store) error {
+	f.carryMu.RLock()
+	defer f.carryMu.RUnlock()
 	ctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
 	defer cancel()
 	rec, err := from.Get(ctx, id)
@@ -335,6 +346,25 @@ func (f *Failover) moveBack(ctx context.Context, i, a int) {
 		// first, so that two sources are never mixed.
 		f.mu.Unlock()
 		return
+	}
+	revoked, gen := maps.Clone(f.revoked), f.revokeGen
+	f.mu.Unlock()
+	// Users revoked while a itself was active: store i still holds
+	// their sessions from before the move away. End them there before
+	// it serves a request.
+	for user, except := range revoked {
+		if err := f.revokeOn(ctx, f.stores[i], user, except); err != nil {
+			f.logger.Warn("session: could not revoke a user's sessions on the recovering store; not moving back yet", "to", f.comps[i].Name, "error", err)
+			return
+		}
+	}
+	f.mu.Lock()
+	if f.revokeGen != gen || int(f.active.Load()) != a || len(f.drain) > 0 {
+		f.mu.Unlock() // revoked meanwhile: the next probe replays it
+		return
+	}
+	if i == 0 {
+		f.revoked = map[string]string{}
 	}
 	f.drain, f.drainFrom = f.tracked, f.stores[a]
 	n := len(f.drain)
@@ -432,6 +462,103 @@ func (f *Failover) CompareAndSet(ctx context.Context, id string, old []byte, rec
 		}
 		return c.CompareAndSet(ctx, id, old, rec)
 	})
+}
+
+// revokeOn runs DestroyUser on s, bounded by CallTimeout.
+func (f *Failover) revokeOn(ctx context.Context, s Store, userID, except string) error {
+	ui, ok := s.(UserIndex)
+	if !ok {
+		return unsupported(s, "DestroyUser")
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
+	defer cancel()
+	_, err := ui.DestroyUser(ctx, userID, except)
+	return err
+}
+
+// ListUser implements [UserIndex] on the active store.
+func (f *Failover) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+	var out []UserRecord
+	err := f.do(ctx, opLoad, "", false, func(ctx context.Context, s Store) error {
+		ui, ok := s.(UserIndex)
+		if !ok {
+			return unsupported(s, "ListUser")
+		}
+		var err error
+		out, err = ui.ListUser(ctx, userID)
+		return err
+	})
+	return out, err
+}
+
+// DestroyUser implements [UserIndex] on the active store, so that a
+// revoked session does not come back from another store:
+//
+//   - run while a store other than the primary is active, the revocation
+//     is remembered and replayed on the primary before requests move back
+//     to it (the primary still holds the user's sessions from before the
+//     outage); ids written during the outage are reconciled as usual, so
+//     a session revoked there is deleted from the primary too;
+//   - run while the ids written during an outage are still being carried
+//     back, it also revokes on the store they come from, then again on
+//     the active store, with carries held off meanwhile.
+//
+// The count is the active store's.
+func (f *Failover) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	var n int
+	used := -1
+	err := f.do(ctx, opDestroy, "", true, func(ctx context.Context, s Store) error {
+		ui, ok := s.(UserIndex)
+		if !ok {
+			return unsupported(s, "DestroyUser")
+		}
+		f.mu.Lock()
+		used = int(f.active.Load())
+		if _, ok := f.revoked[userID]; used != 0 && (ok || len(f.revoked) < f.opts.MaxTracked) {
+			f.revoked[userID] = except
+			f.revokeGen++
+		} else if used != 0 {
+			f.untracked++ // reported (not_tracked) on the move back
+		}
+		f.mu.Unlock()
+		var err error
+		n, err = ui.DestroyUser(ctx, userID, except)
+		return err
+	})
+	if err != nil {
+		return n, err
+	}
+	f.mu.Lock()
+	from := f.drainFrom
+	if len(f.drain) == 0 {
+		from = nil
+	}
+	moved := int(f.active.Load()) != used
+	f.mu.Unlock()
+	if from == nil && !moved {
+		return n, nil
+	}
+	// Carries in flight may copy the user's sessions into the active
+	// store from the one they come from: stop them, revoke there, then
+	// here again.
+	f.carryMu.Lock()
+	defer f.carryMu.Unlock()
+	if from != nil {
+		if err := f.revokeOn(ctx, from, userID, except); err != nil {
+			return n, fmt.Errorf("session: failover: revoked on the active store but not on the one being reconciled: %w", err)
+		}
+	}
+	active := f.stores[f.active.Load()]
+	if ui, ok := active.(UserIndex); ok {
+		cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
+		m, err := ui.DestroyUser(cctx, userID, except)
+		cancel()
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Count implements [Counter] on the active store.

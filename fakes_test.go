@@ -92,6 +92,20 @@ func (f *flakyStore) Count(ctx context.Context) (int64, error) {
 	return f.MemoryStore.Count(ctx)
 }
 
+func (f *flakyStore) ListUser(ctx context.Context, userID string) ([]session.UserRecord, error) {
+	if err := f.gate(ctx); err != nil {
+		return nil, err
+	}
+	return f.MemoryStore.ListUser(ctx, userID)
+}
+
+func (f *flakyStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	if err := f.gate(ctx); err != nil {
+		return 0, err
+	}
+	return f.MemoryStore.DestroyUser(ctx, userID, except)
+}
+
 func (f *flakyStore) Ping(ctx context.Context) error { return f.gate(ctx) }
 
 // logBuffer collects slog output for assertions.

@@ -272,10 +272,18 @@ func (m *MemoryStore) ListUser(ctx context.Context, userID string) ([]UserRecord
 // DestroyUser implements [UserIndex]: one pass over the user's index
 // entry, each record removed under its own lock.
 func (m *MemoryStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	_, n, err := m.revokeUser(ctx, userID, except)
+	return n, err
+}
+
+// revokeUser implements userRevoker: DestroyUser that also returns the ids
+// it deleted.
+func (m *MemoryStore) revokeUser(ctx context.Context, userID, except string) ([]string, int, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	n := 0
+	var ids []string
 	for _, id := range m.userIDs(userID) {
 		if id == except {
 			continue
@@ -286,13 +294,14 @@ func (m *MemoryStore) DestroyUser(ctx context.Context, userID, except string) (i
 			delete(s.records, id)
 			m.count.Add(-1)
 			m.reindex(id, userID, "")
+			ids = append(ids, id)
 			if rec.Expires.After(time.Now()) {
 				n++
 			}
 		}
 		s.mu.Unlock()
 	}
-	return n, nil
+	return ids, n, nil
 }
 
 func (m *MemoryStore) userIDs(userID string) []string {

@@ -83,6 +83,7 @@ type PostgresStore struct {
 
 	qListUser    string
 	qDestroyUser string
+	qRevokeUser  string
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -139,6 +140,7 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		// One statement however many sessions the user has: the partial
 		// index finds the rows, expired ones go too, only live ones count.
 		qDestroyUser: `WITH d AS (DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING expires > now() AS live) SELECT count(*) FILTER (WHERE live) FROM d`,
+		qRevokeUser:  `DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING id, expires > now()`,
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {
@@ -322,6 +324,33 @@ func (s *PostgresStore) DestroyUser(ctx context.Context, userID, except string) 
 		return 0, fmt.Errorf("session: postgres destroy user: %w", err)
 	}
 	return n, nil
+}
+
+// revokeUser implements userRevoker: the same single DELETE, returning
+// the ids it deleted (for a cache in front of the store to bury).
+func (s *PostgresStore) revokeUser(ctx context.Context, userID, except string) ([]string, int, error) {
+	rows, err := s.pool.Query(ctx, s.qRevokeUser, userID, except)
+	if err != nil {
+		return nil, 0, fmt.Errorf("session: postgres destroy user: %w", err)
+	}
+	var ids []string
+	n := 0
+	for rows.Next() {
+		var id string
+		var live bool
+		if err := rows.Scan(&id, &live); err != nil {
+			rows.Close()
+			return ids, n, fmt.Errorf("session: postgres destroy user: %w", err)
+		}
+		ids = append(ids, id)
+		if live {
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return ids, n, fmt.Errorf("session: postgres destroy user: %w", err)
+	}
+	return ids, n, nil
 }
 
 // Ping implements [Pinger].

@@ -60,10 +60,15 @@ type TieredOptions struct {
 // so that stale copies are never served when the cache is back. With the
 // source down, reads that hit the cache still succeed and writes fail.
 //
+// A Tiered store is a [UserIndex] when its source is: a user's sessions
+// are listed and revoked on the source, and the cached copy of each
+// revoked one is tombstoned like a Destroy (see [Tiered.DestroyUser]).
+//
 // Limits: the ids whose cache write failed are remembered per process. A
 // cache that only one process of several could not reach may keep serving
-// that process's old copy to the others until the id is written again or
-// the copy expires. As in any cache-aside scheme, a read that races with
+// that process's old copy to the others until the id is written again,
+// read by that process (a read of a destroyed id buries its copy), or the
+// copy expires. As in any cache-aside scheme, a read that races with
 // a plain Set of the same id may leave the older copy in the cache until
 // the next write; CompareAndSet (which the middleware uses) detects such a
 // copy and evicts it.
@@ -250,6 +255,11 @@ func (t *Tiered) get(ctx context.Context, id string) (Record, error) {
 	}
 	t.misses.Add(1)
 	rec, err := t.source.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) && pending && refill {
+		// Destroyed or revoked while the cache was failing: bury the
+		// stale copy the cache may still hold, for every process.
+		t.syncCache(ctx, id, func(c context.Context) error { return t.bury(c, id) })
+	}
 	if err != nil {
 		return Record{}, err
 	}
@@ -350,6 +360,129 @@ func (t *Tiered) CompareAndSet(ctx context.Context, id string, old []byte, rec R
 		return err
 	})
 	return nil
+}
+
+// userRevoker is DestroyUser that also returns the ids it deleted (live
+// or expired), so that a cache in front of the store can bury them. The
+// built-in stores implement it with the same single operation.
+type userRevoker interface {
+	revokeUser(ctx context.Context, userID, except string) (ids []string, live int, err error)
+}
+
+// batchSetter writes one record under many ids in few round trips.
+type batchSetter interface {
+	setMany(ctx context.Context, ids []string, rec Record) error
+}
+
+// buryBatch is how many ids one cache call of buryMany tombstones, so that
+// each stays within CacheTimeout.
+const buryBatch = 1000
+
+// ListUser implements [UserIndex] on the source, the source of truth.
+func (t *Tiered) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+	ui, ok := t.source.(UserIndex)
+	if !ok {
+		return nil, unsupported(t.source, "ListUser")
+	}
+	return ui.ListUser(ctx, userID)
+}
+
+// DestroyUser implements [UserIndex]: the user's records are deleted from
+// the source, then the cached copy of every deleted id is replaced by a
+// tombstone, as Destroy does, so that no copy is served afterwards and a
+// read racing with the revocation cannot copy one back. With the cache
+// down or failing, the ids it could not bury are remembered like any
+// write that missed the cache: they are read from the source (and buried)
+// once the cache is back.
+//
+// The ids come from the source's own delete when it is a built-in store;
+// with another source they are the ones it listed before the delete plus
+// those the cache lists for the user, which covers logins racing the
+// revocation when the cache indexes users (a [RedisStore] does).
+func (t *Tiered) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var ids []string
+	var n int
+	var err error
+	if r, ok := t.source.(userRevoker); ok {
+		ids, n, err = r.revokeUser(ctx, userID, except)
+	} else {
+		ids, n, err = t.revokeListed(ctx, userID, except)
+	}
+	t.counters.count(ctx, opDestroy, err)
+	// Bury what was deleted even when the source failed part way.
+	t.buryMany(ctx, ids)
+	return n, err
+}
+
+// revokeListed is DestroyUser on a source that does not return the ids
+// it deleted.
+func (t *Tiered) revokeListed(ctx context.Context, userID, except string) ([]string, int, error) {
+	ui, ok := t.source.(UserIndex)
+	if !ok {
+		return nil, 0, unsupported(t.source, "DestroyUser")
+	}
+	listed, err := ui.ListUser(ctx, userID)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := ui.DestroyUser(ctx, userID, except)
+	seen := map[string]bool{except: true}
+	var ids []string
+	add := func(recs []UserRecord) {
+		for _, r := range recs {
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				ids = append(ids, r.ID)
+			}
+		}
+	}
+	add(listed)
+	if cui, ok := t.cache.(UserIndex); ok && t.cacheUsable() {
+		var cached []UserRecord
+		if t.cacheCall(ctx, func(c context.Context) (err error) {
+			cached, err = cui.ListUser(c, userID)
+			return err
+		}) == nil {
+			add(cached)
+		}
+	}
+	return ids, n, err
+}
+
+// buryMany tombstones ids in the cache, in batches; the ids of a batch
+// that fails (and of those after it) are remembered as pending.
+func (t *Tiered) buryMany(ctx context.Context, ids []string) {
+	for len(ids) > 0 {
+		if !t.cacheUsable() {
+			break
+		}
+		batch := ids[:min(len(ids), buryBatch)]
+		err := t.cacheCall(ctx, func(c context.Context) error {
+			tomb := Record{Data: tombstone, Expires: time.Now().Add(t.opts.TombstoneTTL)}
+			if bs, ok := t.cache.(batchSetter); ok {
+				return bs.setMany(c, batch, tomb)
+			}
+			for _, id := range batch {
+				if err := t.cache.Set(c, id, tomb); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			break
+		}
+		for _, id := range batch {
+			t.clearPending(id)
+		}
+		ids = ids[len(batch):]
+	}
+	for _, id := range ids {
+		t.markPending(id)
+	}
 }
 
 // Count implements [Counter] by counting the source.
