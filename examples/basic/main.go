@@ -1,7 +1,9 @@
 // Command basic is the smallest complete use of the session package: no
 // server, no configuration. It keeps sessions in memory and serves a page
-// that counts your visits, a login and a logout (with Renew and Destroy),
-// and a flash message shown once.
+// that counts your visits, a login and a logout (with SetUser and
+// Destroy), a flash message shown once, and a "your devices" page that
+// lists where you are signed in and signs out one device or all the
+// others.
 //
 //	go run ./examples/basic
 //
@@ -50,7 +52,7 @@ func main() {
 	}
 	fmt.Printf("examples/basic: open %s in your browser (Ctrl-C to stop)\n", displayURL(ln.Addr(), *addr))
 
-	srv := &http.Server{Handler: manager.Handler(routes()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: manager.Handler(routes(manager)), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -68,20 +70,35 @@ func main() {
 // the memory store forgets every session on restart anyway; a real server
 // derives its key from a secret (session.KeyFromSecret) so that cookies
 // stay valid across restarts and between processes.
+//
+// The devices page shows each signed-in session's last request, browser
+// and IP address. Those are personal data, so the library records them
+// only when asked (Options.Metadata), and only for sessions bound to a
+// user: say so in your privacy notice.
 func newManager(store session.Store) (*session.Manager, error) {
 	key := session.KeyPair{Hash: make([]byte, 32)}
 	rand.Read(key.Hash)
-	return session.New(store, session.Options{Keys: []session.KeyPair{key}})
+	return session.New(store, session.Options{
+		Keys:     []session.KeyPair{key},
+		Metadata: session.Metadata{LastSeen: true, UserAgent: true, ClientIP: true},
+	})
 }
 
-// routes returns the app's pages. Forms are POSTs and the cookie is
-// SameSite=Lax (the default), so another site cannot log you in or out.
-func routes() *http.ServeMux {
+// routes returns the app's pages. Every form is a POST, the cookie is
+// SameSite=Lax (the default), and http.CrossOriginProtection rejects a
+// POST that a browser says comes from another site (Sec-Fetch-Site, or
+// Origin), so another site cannot log you in or out or sign out your
+// devices.
+func routes(m *session.Manager) http.Handler {
+	d := devices{m: m}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", home)
 	mux.HandleFunc("POST /login", login)
 	mux.HandleFunc("POST /logout", logout)
-	return mux
+	mux.HandleFunc("GET /devices", d.list)
+	mux.HandleFunc("POST /devices/signout", d.signOut)
+	mux.HandleFunc("POST /devices/signout-others", d.signOutOthers)
+	return http.NewCrossOriginProtection().Handler(mux)
 }
 
 var page = template.Must(template.New("home").Parse(`<!doctype html>
@@ -91,6 +108,7 @@ var page = template.Must(template.New("home").Parse(`<!doctype html>
 <h1>Hello, {{with .User}}{{.}}{{else}}guest{{end}}</h1>
 <p>You have visited this page <span id="visits">{{.Visits}}</span> time{{if ne .Visits 1}}s{{end}} in this session.</p>
 {{if .User}}
+<p><a href="/devices">Your devices</a></p>
 <form method="post" action="/logout"><button>Log out</button></form>
 {{else}}
 <form method="post" action="/login">
@@ -122,9 +140,18 @@ func login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := session.From(r)
-	// A new id after login: a token someone planted or saw before the
-	// login (session fixation) is now worthless. The values are kept.
-	if err := s.Renew(); err != nil {
+	// SetUser binds the session to the user, so that the store can list
+	// and end the user's sessions (the devices page), and gives it a new
+	// id: a token someone planted or saw before the login (session
+	// fixation) is now worthless. The values are kept. Logging in again
+	// as the same user only renews.
+	var err error
+	if s.UserID() == user {
+		err = s.Renew()
+	} else {
+		err = s.SetUser(user)
+	}
+	if err != nil {
 		http.Error(w, "session unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -143,6 +170,100 @@ func logout(w http.ResponseWriter, r *http.Request) {
 	// Values put after Destroy start a fresh session: just the flash.
 	s.Put("flash", "You are logged out.")
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+var devicesPage = template.Must(template.New("devices").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>session: your devices</title></head>
+<body>
+{{with .Flash}}<p style="background:#ffd"><strong>{{.}}</strong></p>{{end}}
+<h1>Your devices, {{.User}}</h1>
+<p>You are signed in on {{len .Devices}} device{{if ne (len .Devices) 1}}s{{end}}.</p>
+<table>
+<tr><th>Browser</th><th>IP address</th><th>Signed in</th><th>Last seen</th><th></th></tr>
+{{range .Devices}}<tr class="device{{if .Current}} current{{end}}">
+  <td class="ua">{{or .UserAgent "unknown"}}</td>
+  <td class="ip">{{or .IP "unknown"}}</td>
+  <td>{{.CreatedAt.Format "2006-01-02 15:04:05 MST"}}</td>
+  <td>{{if .LastSeen.IsZero}}unknown{{else}}{{.LastSeen.Format "2006-01-02 15:04:05 MST"}}{{end}}</td>
+  <td>{{if .Current}}<strong>this device</strong>{{else}}<form method="post" action="/devices/signout">
+    <input type="hidden" name="handle" value="{{.Handle}}"><button>Sign out</button></form>{{end}}</td>
+</tr>
+{{end}}</table>
+{{if gt (len .Devices) 1}}<form method="post" action="/devices/signout-others"><button>Sign out all other devices</button></form>{{end}}
+<p><a href="/">Home</a></p>
+</body></html>
+`))
+
+// devices serves the "your devices" page and its two forms.
+type devices struct{ m *session.Manager }
+
+// user returns the signed-in user, or "" after redirecting home.
+func (d devices) user(w http.ResponseWriter, r *http.Request) string {
+	user := session.From(r).UserID()
+	if user == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	}
+	return user
+}
+
+func (d devices) list(w http.ResponseWriter, r *http.Request) {
+	user := d.user(w, r)
+	if user == "" {
+		return
+	}
+	// r.Context() lets the manager mark this request's session Current.
+	list, err := d.m.UserSessions(r.Context(), user)
+	if err != nil {
+		http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	devicesPage.Execute(w, map[string]any{
+		"User":    user,
+		"Devices": list,
+		"Flash":   session.From(r).PopString("flash"),
+	})
+}
+
+// signOut ends one of the user's sessions, named by the handle the list
+// showed. A handle of anyone else's session ends nothing: the manager
+// only looks among this user's sessions.
+func (d devices) signOut(w http.ResponseWriter, r *http.Request) {
+	user := d.user(w, r)
+	if user == "" {
+		return
+	}
+	n, err := d.m.DestroyUserSession(r.Context(), user, r.FormValue("handle"))
+	if err != nil {
+		http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	d.done(w, r, n, "That device was already signed out.")
+}
+
+// signOutOthers ends every session of the user but this one.
+func (d devices) signOutOthers(w http.ResponseWriter, r *http.Request) {
+	user := d.user(w, r)
+	if user == "" {
+		return
+	}
+	n, err := d.m.DestroyUserSessions(r.Context(), user, true)
+	if err != nil {
+		http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	d.done(w, r, n, "No other device was signed in.")
+}
+
+func (d devices) done(w http.ResponseWriter, r *http.Request, n int, none string) {
+	msg := none
+	switch {
+	case n == 1:
+		msg = "Signed out 1 device."
+	case n > 1:
+		msg = fmt.Sprintf("Signed out %d devices.", n)
+	}
+	session.From(r).Put("flash", msg)
+	http.Redirect(w, r, "/devices", http.StatusSeeOther)
 }
 
 func envOr(name, def string) string {

@@ -56,7 +56,7 @@ func TestLoginLogoutFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(m.Handler(routes()))
+	srv := httptest.NewServer(m.Handler(routes(m)))
 	defer srv.Close()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
@@ -87,6 +87,150 @@ func TestLoginLogoutFlash(t *testing.T) {
 	if n, _ := store.Count(t.Context()); n != 1 {
 		t.Fatalf("store holds %d sessions after logout, want only the fresh one", n)
 	}
+}
+
+// The devices page, with two browsers (two cookie jars, two User-Agents)
+// signed in as the same user and a third as someone else: both of the
+// user's are listed and the current one marked; "sign out" by handle ends
+// exactly that device, and a handle used by another user ends nothing;
+// "sign out all other devices" keeps the device that asked signed in and
+// makes the other anonymous on its next request; a cross-site POST is
+// refused.
+func TestDevices(t *testing.T) {
+	store := session.NewMemoryStore(session.MemoryOptions{})
+	defer store.Close()
+	m, err := newManager(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(m.Handler(routes(m)))
+	defer srv.Close()
+	laptop, phone, mallory := browser("Laptop/1.0"), browser("Phone/2.0"), browser("Mallory/6.6")
+	login := func(c *http.Client, user string) {
+		t.Helper()
+		if body := post(t, c, srv.URL+"/login", url.Values{"user": {user}}); !strings.Contains(body, "Hello, "+user) {
+			t.Fatalf("login as %s:\n%s", user, body)
+		}
+	}
+	signedIn := func(c *http.Client) bool {
+		t.Helper()
+		body := get(t, c, srv.URL+"/")
+		return strings.Contains(body, "Hello, ada")
+	}
+	login(laptop, "ada")
+	login(phone, "ada")
+	login(mallory, "eve")
+
+	// Both of ada's devices are listed, each marked from its own side.
+	page := get(t, laptop, srv.URL+"/devices")
+	rows := deviceRows(page)
+	if len(rows) != 2 {
+		t.Fatalf("laptop sees %d devices, want 2:\n%s", len(rows), page)
+	}
+	if !rows["Laptop/1.0"].current || rows["Phone/2.0"].current || rows["Phone/2.0"].handle == "" {
+		t.Fatalf("laptop's list = %+v; want the laptop marked current, the phone with a sign-out handle:\n%s", rows, page)
+	}
+	if !strings.Contains(page, "127.0.0.1") || !strings.Contains(page, "this device") {
+		t.Fatalf("devices page lacks the IP or the marker:\n%s", page)
+	}
+	if rows := deviceRows(get(t, phone, srv.URL+"/devices")); !rows["Phone/2.0"].current || rows["Laptop/1.0"].current {
+		t.Fatalf("phone's list = %+v; want the phone marked current", rows)
+	}
+	phoneHandle := rows["Phone/2.0"].handle
+
+	// Another user posting ada's phone's handle ends nothing.
+	if body := post(t, mallory, srv.URL+"/devices/signout", url.Values{"handle": {phoneHandle}}); !strings.Contains(body, "already signed out") {
+		t.Fatalf("eve signing out ada's phone:\n%s", body)
+	}
+	if !signedIn(phone) {
+		t.Fatal("another user's handle signed ada's phone out")
+	}
+	// A cross-site form post is refused before the handler runs.
+	req, _ := http.NewRequest("POST", srv.URL+"/devices/signout-others", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, err := laptop.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site POST = %v, %v; want 403", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if !signedIn(phone) {
+		t.Fatal("a cross-site POST signed the phone out")
+	}
+
+	// Sign out other devices, from the laptop.
+	body := post(t, laptop, srv.URL+"/devices/signout-others", nil)
+	if !strings.Contains(body, "Signed out 1 device.") || len(deviceRows(body)) != 1 {
+		t.Fatalf("after signing out other devices:\n%s", body)
+	}
+	if !signedIn(laptop) {
+		t.Fatal("signing out other devices signed out the laptop")
+	}
+	if signedIn(phone) {
+		t.Fatal("the phone is still signed in after 'sign out other devices'")
+	}
+	if body := get(t, phone, srv.URL+"/"); !strings.Contains(body, "Hello, guest") {
+		t.Fatalf("phone after sign-out:\n%s", body)
+	}
+
+	// Sign out one device by its handle.
+	login(phone, "ada")
+	rows = deviceRows(get(t, laptop, srv.URL+"/devices"))
+	if len(rows) != 2 || rows["Phone/2.0"].handle == "" {
+		t.Fatalf("after the phone signed in again: %+v", rows)
+	}
+	body = post(t, laptop, srv.URL+"/devices/signout", url.Values{"handle": {rows["Phone/2.0"].handle}})
+	if !strings.Contains(body, "Signed out 1 device.") {
+		t.Fatalf("after signing out the phone:\n%s", body)
+	}
+	if signedIn(phone) || !signedIn(laptop) {
+		t.Fatal("signing out the phone by handle: want the phone anonymous and the laptop signed in")
+	}
+	// Eve was never touched.
+	if body := get(t, mallory, srv.URL+"/"); !strings.Contains(body, "Hello, eve") {
+		t.Fatalf("eve after ada's sign-outs:\n%s", body)
+	}
+}
+
+// browser is a client with its own cookie jar and User-Agent.
+func browser(ua string) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 5 * time.Second, Transport: uaTransport(ua)}
+}
+
+type uaTransport string
+
+func (u uaTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", string(u))
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+type deviceRow struct {
+	current bool
+	handle  string
+}
+
+// deviceRows parses the devices table: User-Agent to its row.
+func deviceRows(page string) map[string]deviceRow {
+	rows := map[string]deviceRow{}
+	for _, tr := range strings.Split(page, "<tr class=\"device")[1:] {
+		tr, _, _ = strings.Cut(tr, "</tr>")
+		ua := between(tr, `<td class="ua">`, "</td>")
+		rows[ua] = deviceRow{
+			current: strings.HasPrefix(tr, " current") && strings.Contains(tr, "this device"),
+			handle:  between(tr, `name="handle" value="`, `"`),
+		}
+	}
+	return rows
+}
+
+func between(s, start, end string) string {
+	_, s, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	s, _, _ = strings.Cut(s, end)
+	return s
 }
 
 func get(t *testing.T, c *http.Client, u string) string {
