@@ -30,7 +30,8 @@ type PostgresOptions struct {
 	// CleanupBatchSize is how many rows one DELETE removes. Cleanup runs
 	// batch after batch, each its own short statement, so deleting a
 	// million rows never holds long locks; the background cleanup also
-	// rests between batches as long as each took. The default is 5000.
+	// rests between batches three times as long as each took. The default
+	// is 1000.
 	CleanupBatchSize int
 
 	// Logger receives cleanup failures. The default is slog.Default().
@@ -114,7 +115,7 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		return nil, err
 	}
 	if opts.CleanupBatchSize <= 0 {
-		opts.CleanupBatchSize = 5000
+		opts.CleanupBatchSize = 1000
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -243,7 +244,7 @@ func (s *PostgresStore) Count(ctx context.Context) (int64, error) {
 
 // DeleteExpired implements [Cleaner]. It deletes in batches of
 // CleanupBatchSize rows, each a statement of its own, resting after each
-// batch as long as it took, until none is left or ctx ends. The background
+// batch three times as long as it took, until none is left or ctx ends. The background
 // cleanup calls it.
 func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
 	return s.deleteExpired(ctx, nil, true)
@@ -257,10 +258,10 @@ func (s *PostgresStore) DeleteExpiredProgress(ctx context.Context, progress func
 }
 
 // deleteExpired deletes batch after batch. With throttle, as in the
-// background cleanup, it rests after each batch for as long as the batch
-// took, so a large backlog never holds more than half of one connection
-// and of the server's attention: requests' Gets stay fast while a million
-// rows go (bench/BENCHMARKS.md, the cleanup row).
+// background cleanup, it rests after each batch three times as long as the
+// batch took, so a large backlog never takes more than a quarter of one
+// connection and of the server's attention: requests' Gets stay fast
+// while a million rows go (bench/BENCHMARKS.md, the cleanup row).
 func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted int64), throttle bool) (int64, error) {
 	var total int64
 	for {
@@ -278,7 +279,7 @@ func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted
 			return total, nil
 		}
 		if throttle {
-			t := time.NewTimer(time.Since(start))
+			t := time.NewTimer(3 * time.Since(start))
 			select {
 			case <-ctx.Done():
 				t.Stop()
