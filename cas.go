@@ -20,42 +20,12 @@ func (m *MemoryStore) CompareAndSet(ctx context.Context, id string, old []byte, 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		now := time.Now()
-		s := m.shard(id)
-		s.mu.Lock()
-		cur, exists := s.records[id]
-		live := exists && cur.Expires.After(now)
-		if (old == nil && live) || (old != nil && (!live || !bytes.Equal(cur.Data, old))) {
-			s.mu.Unlock()
-			return ErrConflict
+	return m.write(id, rec, func(cur Record, live bool) bool {
+		if old == nil {
+			return !live
 		}
-		if !rec.Expires.After(now) {
-			if exists {
-				delete(s.records, id)
-				m.count.Add(-1)
-				if cur.UserID != "" {
-					m.reindex(id, cur.UserID, "")
-				}
-			}
-			s.mu.Unlock()
-			return nil
-		}
-		if !exists && !m.reserve() {
-			s.mu.Unlock()
-			if attempt > 0 {
-				return ErrStoreFull
-			}
-			m.deleteExpired(now)
-			continue
-		}
-		s.records[id] = Record{Data: clone(rec.Data), Expires: rec.Expires, UserID: rec.UserID}
-		if rec.UserID != "" || cur.UserID != "" {
-			m.reindex(id, cur.UserID, rec.UserID)
-		}
-		s.mu.Unlock()
-		return nil
-	}
+		return live && bytes.Equal(cur.Data, old)
+	})
 }
 
 // casScript compares the SHA-1 of the stored value with ARGV[1] ("none":

@@ -166,13 +166,7 @@ func (s *Session) rebase(base Payload) {
 	if s.cleared || values == nil {
 		values = map[string]any{}
 	}
-	for k, c := range s.ops {
-		if c.deleted {
-			delete(values, k)
-		} else {
-			values[k] = c.value
-		}
-	}
+	s.applyOps(values)
 	transient := base.Transient
 	if s.remember {
 		transient = s.p.Transient

@@ -169,13 +169,10 @@ func FuzzTokenDecode(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
-		tok, err := c.Decode("session", value)
-		if err == nil && value != good && tok == "token" {
-			// Another encoding of the same token is fine only if it verifies,
-			// which needs the key: flag anything shorter than a MAC.
-			if len(value) < 40 {
-				t.Fatalf("short value %q decoded", value)
-			}
+		// Only "token" was ever signed with these keys, so a value that
+		// verifies as anything else is a forgery that got through.
+		if tok, err := c.Decode("session", value); err == nil && tok != "token" {
+			t.Fatalf("%q decoded to %q, a token these keys never signed", value, tok)
 		}
 	})
 }

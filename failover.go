@@ -563,12 +563,7 @@ func (f *Failover) DestroyUser(ctx context.Context, userID, except string) (int,
 
 // Count implements [Counter] on the active store.
 func (f *Failover) Count(ctx context.Context) (int64, error) {
-	s := f.stores[f.active.Load()]
-	c, ok := s.(Counter)
-	if !ok {
-		return 0, unsupported(s, "Count")
-	}
-	return c.Count(ctx)
+	return count(ctx, f.stores[f.active.Load()])
 }
 
 // DeleteExpired implements [Cleaner] on every store that can clean and

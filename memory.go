@@ -98,33 +98,51 @@ func (m *MemoryStore) Set(ctx context.Context, id string, rec Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := time.Now()
-	if !rec.Expires.After(now) {
-		return m.Destroy(ctx, id)
-	}
+	return m.write(id, rec, func(Record, bool) bool { return true })
+}
+
+// write stores rec under id if allow, shown the current record and
+// whether it is live, agrees (else ErrConflict); a rec already expired
+// removes the record instead. When the store is full it frees what has
+// expired (which needs every shard's lock, this one's included) and tries
+// once more. Set and CompareAndSet differ only in allow.
+func (m *MemoryStore) write(id string, rec Record, allow func(cur Record, live bool) bool) error {
 	rec.Data = clone(rec.Data)
-	s := m.shard(id)
-	s.mu.Lock()
-	_, exists := s.records[id]
-	if !exists && !m.reserve() {
-		// Full: free what has expired (which needs every shard's lock,
-		// including this one) and try once more.
-		s.mu.Unlock()
-		m.deleteExpired(now)
+	for attempt := 0; ; attempt++ {
+		now := time.Now()
+		s := m.shard(id)
 		s.mu.Lock()
-		_, exists = s.records[id]
+		cur, exists := s.records[id]
+		if !allow(cur, exists && cur.Expires.After(now)) {
+			s.mu.Unlock()
+			return ErrConflict
+		}
+		if !rec.Expires.After(now) {
+			if exists {
+				delete(s.records, id)
+				m.count.Add(-1)
+				if cur.UserID != "" {
+					m.reindex(id, cur.UserID, "")
+				}
+			}
+			s.mu.Unlock()
+			return nil
+		}
 		if !exists && !m.reserve() {
 			s.mu.Unlock()
-			return ErrStoreFull
+			if attempt > 0 {
+				return ErrStoreFull
+			}
+			m.deleteExpired(now)
+			continue
 		}
+		s.records[id] = rec
+		if rec.UserID != "" || cur.UserID != "" {
+			m.reindex(id, cur.UserID, rec.UserID)
+		}
+		s.mu.Unlock()
+		return nil
 	}
-	prev := s.records[id]
-	s.records[id] = rec
-	if rec.UserID != "" || prev.UserID != "" {
-		m.reindex(id, prev.UserID, rec.UserID)
-	}
-	s.mu.Unlock()
-	return nil
 }
 
 // reindex moves id from from's index entry to to's. Callers hold the

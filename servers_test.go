@@ -41,6 +41,9 @@ func freeRedisPort(t testing.TB) int {
 type redisServer struct {
 	t    testing.TB
 	port int
+	// dir, when set, makes the server write every command to an
+	// append-only file there, so a SIGKILL and a restart keep its data.
+	dir  string
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -59,6 +62,21 @@ func startRedisServer(t testing.TB) *redisServer {
 	return r
 }
 
+// startDurableRedis is startRedisServer with an append-only file in a
+// temporary directory, as a production Redis with persistence (or one cut
+// off by a network partition) has: after a kill and a restart the cache
+// comes back holding the copies it had.
+func startDurableRedis(t testing.TB) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		unavailable(t, "redis-server binary", err)
+	}
+	r := &redisServer{t: t, port: freeRedisPort(t), dir: t.TempDir()}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
 func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 
 // start runs redis-server and waits (at most five seconds) until it
@@ -67,8 +85,12 @@ func (r *redisServer) start() {
 	r.t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--daemonize", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning")
+	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--daemonize", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning"}
+	if r.dir != "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
+	}
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		unavailable(r.t, "redis-server", err)
 	}
@@ -76,7 +98,8 @@ func (r *redisServer) start() {
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(r.done)
 	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	// A restart that replays an append-only file may take longer.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
@@ -90,7 +113,7 @@ func (r *redisServer) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on port %d not answering after 5s: %v", r.port, err)
+			r.t.Fatalf("redis-server on port %d not answering after 10s: %v", r.port, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

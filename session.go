@@ -136,16 +136,21 @@ func (s *Session) values() map[string]any {
 			v = map[string]any{}
 		}
 		// While the values were raw, changes went to s.ops only.
-		for k, c := range s.ops {
-			if c.deleted {
-				delete(v, k)
-			} else {
-				v[k] = c.value
-			}
-		}
+		s.applyOps(v)
 		s.p.Values, s.raw = v, nil
 	}
 	return s.p.Values
+}
+
+// applyOps writes this request's changes onto values. Callers hold s.mu.
+func (s *Session) applyOps(values map[string]any) {
+	for k, c := range s.ops {
+		if c.deleted {
+			delete(values, k)
+		} else {
+			values[k] = c.value
+		}
+	}
 }
 
 // rawMode reports that the values are still the stored bytes, with this

@@ -169,21 +169,11 @@ func (s *InstrumentedStore) CompareAndSet(ctx context.Context, id string, old []
 }
 
 // Count implements [Counter].
-func (s *InstrumentedStore) Count(ctx context.Context) (int64, error) {
-	c, ok := s.inner.(Counter)
-	if !ok {
-		return 0, unsupported(s.inner, "Count")
-	}
-	return c.Count(ctx)
-}
+func (s *InstrumentedStore) Count(ctx context.Context) (int64, error) { return count(ctx, s.inner) }
 
 // DeleteExpired implements [Cleaner].
 func (s *InstrumentedStore) DeleteExpired(ctx context.Context) (int64, error) {
-	c, ok := s.inner.(Cleaner)
-	if !ok {
-		return 0, unsupported(s.inner, "DeleteExpired")
-	}
-	return c.DeleteExpired(ctx)
+	return deleteExpired(ctx, s.inner)
 }
 
 // Ping implements [Pinger]. A wrapped store that is not a Pinger is
@@ -200,6 +190,24 @@ func (s *InstrumentedStore) Close() error {
 
 func unsupported(s Store, method string) error {
 	return fmt.Errorf("session: %T has no %s: %w", s, method, errors.ErrUnsupported)
+}
+
+// count counts s when it is a Counter; wrappers delegate to it.
+func count(ctx context.Context, s Store) (int64, error) {
+	c, ok := s.(Counter)
+	if !ok {
+		return 0, unsupported(s, "Count")
+	}
+	return c.Count(ctx)
+}
+
+// deleteExpired cleans s when it is a Cleaner; wrappers delegate to it.
+func deleteExpired(ctx context.Context, s Store) (int64, error) {
+	c, ok := s.(Cleaner)
+	if !ok {
+		return 0, unsupported(s, "DeleteExpired")
+	}
+	return c.DeleteExpired(ctx)
 }
 
 // ping pings s when it is a Pinger; any other store counts as reachable.

@@ -486,22 +486,12 @@ func (t *Tiered) buryMany(ctx context.Context, ids []string) {
 }
 
 // Count implements [Counter] by counting the source.
-func (t *Tiered) Count(ctx context.Context) (int64, error) {
-	c, ok := t.source.(Counter)
-	if !ok {
-		return 0, unsupported(t.source, "Count")
-	}
-	return c.Count(ctx)
-}
+func (t *Tiered) Count(ctx context.Context) (int64, error) { return count(ctx, t.source) }
 
 // DeleteExpired implements [Cleaner] on the source (a cache such as Redis
 // expires its copies by itself).
 func (t *Tiered) DeleteExpired(ctx context.Context) (int64, error) {
-	c, ok := t.source.(Cleaner)
-	if !ok {
-		return 0, unsupported(t.source, "DeleteExpired")
-	}
-	return c.DeleteExpired(ctx)
+	return deleteExpired(ctx, t.source)
 }
 
 // Ping implements [Pinger]: the store is reachable when its source is,

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,78 +17,6 @@ import (
 
 func boundRec(data, user string, ttl time.Duration) session.Record {
 	return session.Record{Data: []byte(data), Expires: time.Now().Add(ttl), UserID: user}
-}
-
-// durableRedis is a redis-server of the test's own (port 6390-6399) that
-// writes every command to an append-only file in a temporary directory,
-// so that a SIGKILL and a restart keep its data, as a production Redis
-// with persistence (or a network partition) does: the cache comes back
-// holding the copies it had.
-type durableRedis struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startDurableRedis(t *testing.T) *durableRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		unavailable(t, "redis-server binary", err)
-	}
-	r := &durableRedis{t: t, port: freeRedisPort(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *durableRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *durableRedis) start() {
-	r.t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--daemonize", "no", "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--dir", r.dir, "--loglevel", "warning")
-	if err := cmd.Start(); err != nil {
-		unavailable(r.t, "redis-server", err)
-	}
-	r.cmd, r.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { cmd.Wait(); close(done) }(r.done)
-	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-r.done:
-			r.t.Fatalf("redis-server on port %d exited at start (port taken?)", r.port)
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on port %d not answering after 10s: %v", r.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop kills the server (SIGKILL) and waits for it to exit.
-func (r *durableRedis) stop() {
-	if r.cmd == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(5 * time.Second):
-		r.t.Errorf("redis-server on port %d did not exit", r.port)
-	}
-	r.cmd = nil
 }
 
 // TestTieredRevokeWhileCacheDown: a user's sessions are cached in Redis;

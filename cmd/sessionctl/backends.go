@@ -77,6 +77,21 @@ func (c *cli) needPersistent(cfg session.Config) bool {
 	return true
 }
 
+// persistentBackends opens every configured persistent backend, or says
+// why it cannot (none configured, or one fails to open) and reports false:
+// the caller exits with exitConfig.
+func (c *cli) persistentBackends(cfg session.Config) ([]backend, bool) {
+	if !c.needPersistent(cfg) {
+		return nil, false
+	}
+	bs, err := openBackends(cfg)
+	if err != nil {
+		c.errorf("%v", err)
+		return nil, false
+	}
+	return bs, true
+}
+
 func ping(ctx context.Context, s session.Store) error {
 	if p, ok := s.(session.Pinger); ok {
 		return p.Ping(ctx)

@@ -157,12 +157,8 @@ func withSession(c *cli, fs *flag.FlagSet, f sessionFlags, args []string, do fun
 		}
 		id = session.SHA256Hasher{}.StoreID(token)
 	}
-	if !c.needPersistent(cfg) {
-		return exitConfig
-	}
-	bs, err := openBackends(cfg)
-	if err != nil {
-		c.errorf("%v", err)
+	bs, ok := c.persistentBackends(cfg)
+	if !ok {
 		return exitConfig
 	}
 	defer closeAll(bs)

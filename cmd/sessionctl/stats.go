@@ -40,12 +40,8 @@ backend cannot be counted.`,
 			if !ok {
 				return exitConfig
 			}
-			if !c.needPersistent(cfg) {
-				return exitConfig
-			}
-			bs, err := openBackends(cfg)
-			if err != nil {
-				c.errorf("%v", err)
+			bs, ok := c.persistentBackends(cfg)
+			if !ok {
 				return exitConfig
 			}
 			defer closeAll(bs)

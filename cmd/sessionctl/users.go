@@ -72,12 +72,8 @@ func withUser(c *cli, fs *flag.FlagSet, user string, args []string, timeout time
 	if !ok {
 		return exitConfig
 	}
-	if !c.needPersistent(cfg) {
-		return exitConfig
-	}
-	bs, err := openBackends(cfg)
-	if err != nil {
-		c.errorf("%v", err)
+	bs, ok := c.persistentBackends(cfg)
+	if !ok {
 		return exitConfig
 	}
 	defer closeAll(bs)
