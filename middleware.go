@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -86,6 +87,16 @@ type Options struct {
 	// token. The default is slog.Default().
 	Logger *slog.Logger
 
+	// AllowLastWriterWins lets New accept a store that is not a
+	// [CompareAndSetter]. Such a store cannot give three guarantees:
+	// concurrent requests on one session may lose each other's changes
+	// (the last writer wins), a request still in flight after a logout,
+	// renew or revocation may write the session back, and [Session.Pop]
+	// may hand one value to several requests. The default, false, makes
+	// New return [ErrNoCompareAndSet] for such a store, so that the loss
+	// is a decision, not a surprise.
+	AllowLastWriterWins bool
+
 	// ErrorHandler answers a request whose session could not be loaded or
 	// saved. It is called before any of the handler's output has been
 	// sent, and that output is then discarded. The default logs the error
@@ -160,6 +171,12 @@ func New(store Store, opts Options) (*Manager, error) {
 	}
 	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
 	m.cas, _ = store.(CompareAndSetter)
+	if m.cas == nil {
+		if !opts.AllowLastWriterWins {
+			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", ErrNoCompareAndSet, store)
+		}
+		opts.Logger.Warn("session: the store cannot compare and set: concurrent writes to one session may be lost, and a logout may not stop a request already in flight", "store", fmt.Sprintf("%T", store))
+	}
 	if opts.ErrorHandler == nil {
 		m.opts.ErrorHandler = m.defaultErrorHandler
 	}
@@ -346,6 +363,10 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	m.logger.Error("session: store unavailable", "error", err, "path", r.URL.Path)
 	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 }
+
+// ErrNoCompareAndSet is returned by [New] for a store that is not a
+// [CompareAndSetter], unless [Options.AllowLastWriterWins] is set.
+var ErrNoCompareAndSet = errors.New("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight")
 
 // ErrCommitFailed is returned by writes to the response after the session
 // could not be saved: the error handler has answered instead.
