@@ -8,10 +8,21 @@ import (
 	"time"
 )
 
+// outcome is what a flush did that the client must hear about.
+type outcome int
+
+const (
+	unchanged outcome = iota // nothing the client must hear about
+	written                  // saved: the token goes to the client
+	touched                  // expiry moved: a persistent cookie is re-sent
+	emptied                  // the client's session ended, none replaced it
+)
+
 // commit saves what the request changed, once, before the response's
-// first byte. It makes no store call at all for a session the handler
-// never used or did not change, except a Touch when the idle expiry is due
-// to move. The caller holds no lock.
+// first byte, and sets the response's session headers. It makes no store
+// call at all for a session the handler never used or did not change,
+// except a Touch when the idle expiry is due to move. The caller holds no
+// lock.
 func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -20,84 +31,134 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.committed = true
 	if !s.loaded {
-		return nil
+		return nil // untouched: the response does not depend on it
 	}
+	m := s.m
+	h := w.Header()
+	m.vary(h)
 	if s.loadErr != nil {
 		return s.loadErr
 	}
-	m := s.m
-	ctx := s.ctx
-	for _, id := range s.dead {
-		if err := m.store.Destroy(ctx, id); err != nil {
-			m.stats.errors.Add(1)
-			return err
-		}
-		m.stats.destroys.Add(1)
+	if s.flushErr != nil {
+		return s.flushErr
 	}
 	now := time.Now()
+	out, err := s.flush(s.ctx, now, true)
+	if err != nil {
+		return err
+	}
+	exp := m.expiry(s.p.CreatedAt, now)
+	switch {
+	case s.wrote && (s.issue || s.remember || !s.p.Transient):
+		m.sendToken(w, r, s, s.p.Transient, exp, now)
+	case out == touched && !s.p.Transient:
+		m.sendToken(w, r, s, false, exp, now)
+	case out == emptied:
+		m.expireToken(w, r, s)
+	}
+	privateCache(h, s.sentToken)
+	return nil
+}
+
+// commitContext is the context of the store calls that end a session (a
+// destroy, a renew's deletion of the old id, a revocation): the request's
+// values without its cancellation, so that what the handler asked for
+// reaches the store even when the client has gone or a timeout handler
+// gave up, bounded by CommitTimeout instead. Other calls follow the
+// request's context, so a slow store never holds a request past its
+// deadline for a mere save.
+func (m *Manager) commitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), m.opts.CommitTimeout)
+}
+
+// flush makes the store hold what the request changed: it destroys the
+// ids to destroy, then saves a changed session. final is the commit's
+// flush, which also moves the idle expiry of an unchanged session; a
+// flush before the commit (Pop) writes only a change. Callers hold s.mu.
+func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome, error) {
+	m := s.m
+	killed := len(s.dead) > 0 || s.renewFrom != ""
+	if killed {
+		var cancel context.CancelFunc
+		ctx, cancel = m.commitContext(ctx)
+		defer cancel()
+	}
+	for len(s.dead) > 0 {
+		if err := m.store.Destroy(ctx, s.dead[0]); err != nil {
+			m.stats.errors.Add(1)
+			return unchanged, err
+		}
+		m.stats.destroys.Add(1)
+		s.dead = s.dead[1:]
+	}
 	exp := m.expiry(s.p.CreatedAt, now)
 
 	switch {
-	case s.dirty && s.stored == nil && len(s.values()) == 0 && s.p.UserID == "":
-		// A new (or renewed) session left empty is not worth storing;
-		// a client still holding a now-dead cookie is told to drop it.
-		if s.fromClient && (len(s.dead) > 0 || s.destroyed) {
-			m.expireCookie(w, r)
+	case s.dirty && s.stored == nil && s.renewFrom == "" && len(s.values()) == 0 && s.p.UserID == "":
+		// A new session left empty is not worth storing; a client still
+		// holding a now-dead token is told to drop it.
+		if !final {
+			s.settle()
 		}
-		return nil
+		if s.fromClient && (killed || s.destroyed) {
+			return emptied, nil
+		}
+		return unchanged, nil
 	case s.dirty:
-		s.stampMeta(r, now)
-		gone, err := s.save(ctx, exp)
-		if err != nil {
-			return err
+		s.stampMeta(s.r, now)
+		if gone, err := s.save(ctx, exp); err != nil || gone {
+			return unchanged, err
 		}
-		if gone {
-			// Destroyed by a concurrent request: that request's
-			// logout stands.
-			return nil
+		s.wrote = true
+		if !final {
+			s.settle()
 		}
-		if s.issue || s.remember || !s.p.Transient {
-			m.setCookie(w, r, s, s.p.Transient, exp, now)
-		}
+		return written, nil
+	case !final:
+		return unchanged, nil
 	case s.stored != nil && s.p.UserID != "" && m.cas != nil && s.refreshDue(exp, now):
 		// A bound session is refreshed with a write of its own bytes
 		// (plus its metadata), so that the store's user index follows
-		// its expiry; see users.go.
-		s.stampMeta(r, now)
-		gone, err := s.save(ctx, exp)
-		if err != nil {
-			return err
+		// its expiry; see users.go. A session revoked meanwhile makes
+		// it fail, so a revoked session stays dead.
+		s.stampMeta(s.r, now)
+		if gone, err := s.save(ctx, exp); err != nil || gone {
+			return unchanged, err
 		}
-		if gone {
-			return nil // revoked meanwhile: never bring it back
-		}
-		if !s.p.Transient {
-			m.setCookie(w, r, s, false, exp, now)
-		}
+		return touched, nil
 	case s.stored != nil && exp.Sub(s.expires) >= m.opts.TouchInterval:
 		err := m.store.Touch(ctx, s.id, exp)
 		if errors.Is(err, ErrNotFound) {
-			return nil // destroyed meanwhile: never bring it back
+			s.gone = true
+			return unchanged, nil // destroyed meanwhile: never bring it back
 		}
 		if err != nil {
 			m.stats.errors.Add(1)
-			return err
+			return unchanged, err
 		}
 		m.stats.touches.Add(1)
-		if !s.p.Transient {
-			m.setCookie(w, r, s, false, exp, now)
-		}
+		return touched, nil
 	case s.destroyed && s.fromClient:
-		m.expireCookie(w, r)
+		return emptied, nil
 	}
-	return nil
+	return unchanged, nil
+}
+
+// settle records that the store now holds the session as it stands, after
+// a flush before the commit: later changes are merged onto what was
+// written. Callers hold s.mu.
+func (s *Session) settle() {
+	s.values() // the raw bytes no longer hold the session
+	s.ops, s.cleared, s.dirty = nil, false, false
 }
 
 // save writes the session with one Set, or, when the store can compare
 // and set, with one CompareAndSet that on conflict reloads the record,
 // re-applies this request's changes and tries again until it succeeds or
-// ctx ends. gone reports that the session was destroyed by someone else
-// meanwhile, in which case nothing is written.
+// ctx ends. A renewed session is written under its new id first; then the
+// record it was renewed from is deleted only if it is still as read (see
+// claim). gone reports that the session was destroyed by someone else
+// meanwhile, in which case nothing of it is left in the store.
 func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error) {
 	m := s.m
 	data, err := s.encode()
@@ -111,44 +172,73 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			return false, err
 		}
 		m.stats.saves.Add(1)
+		s.stored, s.expires = data, exp
 		return false, nil
 	}
 	for attempt := 0; ; attempt++ {
 		err := cas.CompareAndSet(ctx, s.id, s.stored, Record{Data: data, Expires: exp, UserID: s.p.UserID})
-		if err == nil {
+		var base []byte
+		switch {
+		case err == nil:
 			m.stats.saves.Add(1)
-			s.stored = data
-			return false, nil
-		}
-		if !errors.Is(err, ErrConflict) {
+			s.stored, s.expires = data, exp
+			if s.renewFrom == "" {
+				return false, nil
+			}
+			var done bool
+			done, base, err = s.claim(ctx)
+			if err != nil || done {
+				if err != nil || base == nil {
+					// The old session was ended meanwhile (or the claim
+					// failed): the renewed copy must not outlive it.
+					if derr := m.store.Destroy(ctx, s.id); derr != nil && err == nil {
+						err = derr
+					}
+					s.stored = nil
+				}
+				if err != nil {
+					m.stats.errors.Add(1)
+					return false, err
+				}
+				if base == nil {
+					s.lost()
+					return true, nil
+				}
+				return false, nil
+			}
+			// The old record changed: merge onto it and write again.
+		case !errors.Is(err, ErrConflict):
 			m.stats.errors.Add(1)
 			return false, err
+		default:
+			m.stats.conflicts.Add(1)
+			if s.stored == nil {
+				// A new id already taken: only a token collision could
+				// do this, which 256 random bits make impossible in
+				// practice; a fresh token settles it either way.
+				s.newToken()
+				continue
+			}
+			if err := backoff(ctx, attempt); err != nil {
+				return false, err
+			}
+			rec, err := m.store.Get(ctx, s.id)
+			if errors.Is(err, ErrNotFound) {
+				s.lost()
+				return true, nil
+			}
+			if err != nil {
+				m.stats.errors.Add(1)
+				return false, err
+			}
+			base = rec.Data
+			s.stored = rec.Data
 		}
-		m.stats.conflicts.Add(1)
-		if s.stored == nil {
-			// A new id already taken: only a token collision could do
-			// this, which 256 random bits make impossible in practice;
-			// a fresh token settles it either way.
-			s.newToken()
-			continue
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return false, err
-		}
-		rec, err := m.store.Get(ctx, s.id)
-		if errors.Is(err, ErrNotFound) {
-			return true, nil
-		}
+		p, err := m.codec.Decode(base)
 		if err != nil {
-			m.stats.errors.Add(1)
-			return false, err
+			p = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
 		}
-		base, err := m.codec.Decode(rec.Data)
-		if err != nil {
-			base = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
-		}
-		s.rebase(base)
-		s.stored = rec.Data
+		s.rebase(p)
 		if exp2 := m.expiry(s.p.CreatedAt, time.Now()); exp2.Before(exp) {
 			exp = exp2
 		}
@@ -158,11 +248,73 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 	}
 }
 
+// claim deletes the record the session was renewed from if it still holds
+// the bytes the request read. done reports that the renewal is settled:
+// with base nil, because that record is gone (a logout or revocation
+// ended it, which the renewal must not undo), otherwise because it was
+// deleted. When it changed instead (a concurrent request saved it), claim
+// returns its new bytes as base for the caller to merge onto, and
+// remembers them for the next attempt. Callers hold s.mu.
+func (s *Session) claim(ctx context.Context) (done bool, base []byte, err error) {
+	m := s.m
+	err = m.cas.CompareAndSet(ctx, s.renewFrom, s.renewOld, Record{})
+	if err == nil {
+		m.stats.destroys.Add(1)
+		s.renewFrom, s.renewOld = "", nil
+		return true, s.stored, nil
+	}
+	if !errors.Is(err, ErrConflict) {
+		return true, nil, err
+	}
+	m.stats.conflicts.Add(1)
+	rec, err := m.store.Get(ctx, s.renewFrom)
+	if errors.Is(err, ErrNotFound) {
+		return true, nil, nil
+	}
+	if err != nil {
+		return true, nil, err
+	}
+	s.renewOld = rec.Data
+	return false, rec.Data, nil
+}
+
+// lost makes s a fresh, empty session after another request ended it
+// while this one was saving: nothing of it is written back, and changes
+// made afterwards start a new session. Callers hold s.mu.
+func (s *Session) lost() {
+	s.gone = true
+	s.renewFrom, s.renewOld = "", nil
+	s.fresh()
+	s.issue = false
+	s.ops, s.cleared, s.dirty = nil, false, false
+}
+
+// take writes the session now, with key (already deleted by the caller)
+// gone from it, and returns the value key held in the stored session at
+// that moment: ok is false when a concurrent request took it first. v is
+// the value this request read. Callers hold s.mu.
+func (s *Session) take(key string, v any) (any, bool, error) {
+	ctx, cancel := s.m.commitContext(s.ctx)
+	defer cancel()
+	s.taking, s.taken, s.takenOK = key, v, true
+	defer func() { s.taking, s.taken = "", nil }()
+	if _, err := s.flush(ctx, time.Now(), false); err != nil {
+		return nil, false, err
+	}
+	if s.gone {
+		return nil, false, nil
+	}
+	return s.taken, s.takenOK, nil
+}
+
 // rebase replaces the session's values with base's plus this request's
 // own changes: what a concurrent request saved survives unless this one
-// changed the same key or cleared the session.
+// changed the same key or cleared the session. Callers hold s.mu.
 func (s *Session) rebase(base Payload) {
 	values := base.Values
+	if s.taking != "" {
+		s.taken, s.takenOK = values[s.taking]
+	}
 	if s.cleared || values == nil {
 		values = map[string]any{}
 	}
@@ -171,19 +323,26 @@ func (s *Session) rebase(base Payload) {
 	if s.remember {
 		transient = s.p.Transient
 	}
-	// The binding is base's (an id keeps its user); metadata is this
-	// request's when it recorded some, as it is the newer.
 	p := Payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient,
 		UserID: base.UserID, LastSeen: base.LastSeen, UserAgent: base.UserAgent, IP: base.IP}
-	if s.p.LastSeen.After(p.LastSeen) {
-		p.LastSeen = s.p.LastSeen
-	}
-	md := s.m.opts.Metadata
-	if md.UserAgent && s.p.UserAgent != "" {
-		p.UserAgent = s.p.UserAgent
-	}
-	if md.ClientIP && s.p.IP != "" {
-		p.IP = s.p.IP
+	if s.renewFrom != "" {
+		// Merging onto the record a renewal replaces: the renewed
+		// session keeps its own start, binding and metadata.
+		p.CreatedAt, p.UserID = s.p.CreatedAt, s.p.UserID
+		p.LastSeen, p.UserAgent, p.IP = s.p.LastSeen, s.p.UserAgent, s.p.IP
+	} else {
+		// The binding is base's (an id keeps its user); metadata is
+		// this request's when it recorded some, as it is the newer.
+		if s.p.LastSeen.After(p.LastSeen) {
+			p.LastSeen = s.p.LastSeen
+		}
+		md := s.m.opts.Metadata
+		if md.UserAgent && s.p.UserAgent != "" {
+			p.UserAgent = s.p.UserAgent
+		}
+		if md.ClientIP && s.p.IP != "" {
+			p.IP = s.p.IP
+		}
 	}
 	s.p = p
 	s.raw = nil

@@ -52,12 +52,21 @@ type Options struct {
 	// sessions. All off by default; see [Metadata] for the privacy notes.
 	Metadata Metadata
 
-	// TokenHeader, when set (e.g. "X-Session-Token"), also accepts the
-	// session token in that request header, or as "Authorization: Bearer
-	// <token>", and sends each new token in that response header: for API
-	// clients and embedded apps whose browser blocks third-party cookies.
-	// The token is the same signed value the cookie carries. The header
-	// wins over the cookie. The default, "", is cookies only.
+	// TokenHeader, when set (e.g. "X-Session-Token"), adds a second
+	// transport for the session token, for API clients and embedded apps
+	// whose browser blocks third-party cookies: the request header of
+	// that name, or "Authorization: Bearer <token>". The token is the
+	// same signed value the cookie carries.
+	//
+	// Each transport is answered in its own: a request that carries the
+	// header (or a Bearer token), valid or not, uses the header only; its
+	// cookie is neither read nor changed, and a new token, or an empty
+	// header value when its session ended, comes back in the same
+	// response header, never in Set-Cookie. A client without a token yet
+	// asks for the header transport by sending the header with any value
+	// (e.g. "new"). Every other request uses the cookie only, and the
+	// token never appears in a header that page script could read. The
+	// default, "", is cookies only.
 	TokenHeader string
 
 	// Keys sign (and optionally encrypt) the token in the cookie. The
@@ -82,6 +91,15 @@ type Options struct {
 	// not saved and the request fails with [ErrTooLarge]. The default is
 	// 64 KiB.
 	MaxSize int
+
+	// CommitTimeout bounds the store calls that end a session: a
+	// Destroy, the deletion of the old id by a Renew or SetUser, a
+	// revocation ([Manager.DestroyUserSessions]). They run even when the
+	// request's context has ended (the client went away,
+	// http.TimeoutHandler gave up), so that a logout the handler asked for
+	// is never lost half-way. Other store calls follow the request's
+	// context. The default is five seconds.
+	CommitTimeout time.Duration
 
 	// Logger receives store failures and misuse. It never receives a
 	// token. The default is slog.Default().
@@ -144,6 +162,12 @@ func New(store Store, opts Options) (*Manager, error) {
 		if opts.IdleTimeout > 0 && opts.IdleTimeout/10 < opts.TouchInterval {
 			opts.TouchInterval = opts.IdleTimeout / 10
 		}
+	}
+	if opts.CommitTimeout == 0 {
+		opts.CommitTimeout = 5 * time.Second
+	}
+	if opts.CommitTimeout < 0 {
+		return nil, errors.New("session: Options.CommitTimeout is negative")
 	}
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = 64 << 10
@@ -226,20 +250,17 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 
 // newSession reads the client's token without calling the store.
 func (m *Manager) newSession(r *http.Request) *Session {
-	s := &Session{m: m}
+	s := &Session{m: m, r: r}
 	if h := m.opts.TokenHeader; h != "" {
-		v := r.Header.Get(h)
-		if v == "" {
-			if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-				v = strings.TrimSpace(a[7:])
-			}
-		}
-		if v != "" {
+		v, ok := headerToken(r, h)
+		if ok {
+			// The client chose the header transport: its cookie, which
+			// may belong to another session, is not consulted.
+			s.viaHeader = true
 			if token, current, err := m.decodeToken(v); err == nil {
 				s.setToken(token, v, current)
-				s.headerToken = true
-				return s
 			}
+			return s
 		}
 	}
 	// Browsers send the most specific cookie first; a cookie that does not
@@ -255,6 +276,21 @@ func (m *Manager) newSession(r *http.Request) *Session {
 		}
 	}
 	return s
+}
+
+// headerToken returns the token a request carries in header h or as a
+// Bearer token, and whether it carries either at all (possibly empty).
+func headerToken(r *http.Request, h string) (string, bool) {
+	if vs, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+		if len(vs) == 0 {
+			return "", true
+		}
+		return strings.TrimSpace(vs[0]), true
+	}
+	if a := r.Header.Get("Authorization"); len(a) >= 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:]), true
+	}
+	return "", false
 }
 
 // decodeToken verifies a cookie or header value. current reports that the
@@ -312,10 +348,17 @@ func (m *Manager) cookie(r *http.Request, value string) *http.Cookie {
 	}
 }
 
-func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, s *Session, transient bool, exp, now time.Time) {
+// sendToken gives the client the session's token in the transport it
+// uses: the response header for a header client, the cookie otherwise.
+func (m *Manager) sendToken(w http.ResponseWriter, r *http.Request, s *Session, transient bool, exp, now time.Time) {
 	value, err := s.clientValue()
 	if err != nil {
-		m.logger.Error("session: encoding the cookie failed", "error", err)
+		m.logger.Error("session: encoding the token failed", "error", err)
+		return
+	}
+	s.sentToken = true
+	if s.viaHeader {
+		w.Header().Set(m.opts.TokenHeader, value)
 		return
 	}
 	c := m.cookie(r, value)
@@ -323,30 +366,21 @@ func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, s *Session, 
 		c.Expires = exp.UTC().Truncate(time.Second)
 		c.MaxAge = max(int(exp.Sub(now)/time.Second), 1)
 	}
-	h := w.Header()
-	h.Add("Set-Cookie", c.String())
-	if m.opts.TokenHeader != "" {
-		h.Set(m.opts.TokenHeader, value)
-	}
-	noStore(h)
+	w.Header().Add("Set-Cookie", c.String())
 }
 
-func (m *Manager) expireCookie(w http.ResponseWriter, r *http.Request) {
+// expireToken tells the client its session has ended: an expired cookie,
+// or an empty token header for a header client.
+func (m *Manager) expireToken(w http.ResponseWriter, r *http.Request, s *Session) {
+	s.sentToken = true
+	if s.viaHeader {
+		w.Header().Set(m.opts.TokenHeader, "")
+		return
+	}
 	c := m.cookie(r, "")
 	c.MaxAge = -1
 	c.Expires = time.Unix(1, 0)
-	h := w.Header()
-	h.Add("Set-Cookie", c.String())
-	noStore(h)
-}
-
-// noStore keeps shared caches from storing a response that sets a session
-// cookie, unless the handler chose its own caching.
-func noStore(h http.Header) {
-	h.Add("Vary", "Cookie")
-	if h.Get("Cache-Control") == "" {
-		h.Set("Cache-Control", "no-store")
-	}
+	w.Header().Add("Set-Cookie", c.String())
 }
 
 func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
@@ -358,6 +392,13 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	if errors.Is(err, ErrEncode) {
 		m.logger.Error("session: a value put in the session cannot be encoded", "error", err, "path", r.URL.Path)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away before its session loaded: nobody reads
+		// this answer, and the store is not at fault.
+		m.logger.Debug("session: request ended before its session loaded", "path", r.URL.Path)
+		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	m.logger.Error("session: store unavailable", "error", err, "path", r.URL.Path)

@@ -36,27 +36,42 @@ var ErrTooLarge = errors.New("session: values exceed the size limit")
 type Session struct {
 	m   *Manager
 	ctx context.Context
+	r   *http.Request
 
-	mu          sync.Mutex
-	token       string // what the client holds (verified) or a new one
-	value       string // token signed for the client, "" until needed
-	id          string // the store's id: m.hasher.StoreID(token)
-	fromClient  bool   // token came from a valid cookie or header
-	headerToken bool   // it came in the request header
-	loaded      bool
-	loadErr     error
-	stored      []byte            // the record's bytes as loaded; nil if none
-	expires     time.Time         // the record's expiry as loaded
-	p           Payload           // p.Values is nil while the values are still raw
-	raw         []byte            // the undecoded values object (lazy JSON)
-	ops         map[string]change // this request's changes, for merging
-	cleared     bool
-	dirty       bool
-	issue       bool // the token must be sent to the client
-	remember    bool // the remember-me flag changed
-	destroyed   bool
-	dead        []string // store ids to destroy at commit
-	committed   bool
+	mu         sync.Mutex
+	token      string // what the client holds (verified) or a new one
+	value      string // token signed for the client, "" until needed
+	id         string // the store's id: m.hasher.StoreID(token)
+	fromClient bool   // token came from a valid cookie or header
+	viaHeader  bool   // the client uses the header transport (see Options.TokenHeader)
+	loaded     bool
+	loadErr    error
+	flushErr   error             // a store write made before commit (Pop) failed
+	stored     []byte            // the record's bytes as loaded or last written; nil if none
+	expires    time.Time         // the record's expiry as loaded or last written
+	p          Payload           // p.Values is nil while the values are still raw
+	raw        []byte            // the undecoded values object (lazy JSON)
+	ops        map[string]change // this request's changes not yet written, for merging
+	cleared    bool
+	dirty      bool
+	issue      bool // the token must be sent to the client
+	remember   bool // the remember-me flag changed
+	destroyed  bool
+	wrote      bool     // this request wrote the session (the cookie follows)
+	gone       bool     // destroyed or revoked by another request meanwhile
+	dead       []string // store ids to destroy at commit
+	// renewFrom is the store id this session was renewed from, with its
+	// bytes as read: the renewal only stands if that record is still
+	// there at commit (see flush), so a logout racing a renew wins.
+	renewFrom string
+	renewOld  []byte
+	// taking is the key a Pop is taking by writing the session now;
+	// rebase records what the stored session held under it.
+	taking    string
+	taken     any
+	takenOK   bool
+	sentToken bool // a token (or its expiry) is in the response
+	committed bool
 }
 
 type change struct {
@@ -194,7 +209,10 @@ func (s *Session) newToken() {
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.load()
+	if err := s.load(); err != nil {
+		return err
+	}
+	return s.flushErr
 }
 
 // Get returns the value under key, or nil. With the JSON codec, numbers
@@ -296,7 +314,17 @@ func (s *Session) delete(key string) {
 }
 
 // Pop returns the value under key and deletes it: the way to read a
-// one-time value such as a flash message.
+// one-time value such as a flash message, an OAuth state or a CSRF nonce.
+//
+// Pop is exactly-once: when several requests on one session pop the same
+// key at once, exactly one of them receives the value and the others get
+// nil. To make that so, a Pop that finds the key in the stored session
+// writes the session at once (one compare-and-set), instead of at the end
+// of the request; a key put by this same request costs nothing. If that
+// write fails, Pop returns nil and the request fails as any failed save
+// does (see [Session.Err]). With a store that cannot compare and set
+// ([Options.AllowLastWriterWins]) the guarantee does not hold: concurrent
+// Pops may each receive the value.
 func (s *Session) Pop(key string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -304,8 +332,23 @@ func (s *Session) Pop(key string) any {
 		return nil
 	}
 	v, ok := s.lookup(key)
-	if ok {
-		s.delete(key)
+	if !ok {
+		return nil
+	}
+	c, mine := s.ops[key]
+	s.delete(key)
+	if s.m.cas == nil || (s.stored == nil && s.renewFrom == "") || (mine && !c.deleted) {
+		// Nobody else can hold this value: this request put it, or it
+		// was never stored.
+		return v
+	}
+	v, ok, err := s.take(key, v)
+	if err != nil {
+		s.flushErr = err
+		return nil
+	}
+	if !ok {
+		return nil
 	}
 	return v
 }
@@ -349,7 +392,11 @@ func (s *Session) Renew() error {
 // renew is Renew for a caller that holds s.mu and checked mutable.
 func (s *Session) renew() {
 	if s.stored != nil {
-		s.dead = append(s.dead, s.id)
+		if s.m.cas == nil {
+			s.dead = append(s.dead, s.id)
+		} else if s.renewFrom == "" {
+			s.renewFrom, s.renewOld = s.id, s.stored
+		}
 	}
 	s.newToken()
 	s.stored = nil
@@ -382,10 +429,17 @@ func (s *Session) destroyLocked() {
 	if s.fromClient && !slices.Contains(s.dead, s.id) {
 		s.dead = append(s.dead, s.id)
 	}
+	if s.renewFrom != "" && !slices.Contains(s.dead, s.renewFrom) {
+		s.dead = append(s.dead, s.renewFrom)
+	}
+	if s.stored != nil && !slices.Contains(s.dead, s.id) {
+		s.dead = append(s.dead, s.id) // written earlier in this request (Pop)
+	}
+	s.renewFrom, s.renewOld = "", nil
 	s.loaded, s.loadErr = true, nil
 	s.fresh()
 	s.issue = false
-	s.ops, s.cleared, s.dirty = nil, false, false
+	s.ops, s.cleared, s.dirty, s.wrote = nil, false, false, false
 	s.destroyed = true
 }
 

@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // A user's sessions: binding a session to a user at login, listing the
@@ -36,6 +39,33 @@ import (
 // ErrNoUserIndex is returned by the Manager's user methods when its store
 // does not implement [UserIndex].
 var ErrNoUserIndex = errors.New("session: the store cannot find a user's sessions (it does not implement session.UserIndex)")
+
+// ErrInvalidUserID is returned by [Session.SetUser] and the Manager's user
+// methods for a user id that breaks the rule in [Session.SetUser]: such an
+// id could be rewritten by a codec or refused by a backend, and a session
+// bound to it could then not be found to be revoked.
+var ErrInvalidUserID = errors.New("session: invalid user id")
+
+// MaxUserIDLen is the longest user id [Session.SetUser] accepts, in bytes.
+const MaxUserIDLen = 256
+
+// checkUserID enforces the user id rule of [Session.SetUser].
+func checkUserID(userID string) error {
+	switch {
+	case userID == "":
+		return fmt.Errorf("%w: empty", ErrInvalidUserID)
+	case len(userID) > MaxUserIDLen:
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidUserID, len(userID), MaxUserIDLen)
+	case !utf8.ValidString(userID):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUserID)
+	}
+	for _, r := range userID {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: control character %U", ErrInvalidUserID, r)
+		}
+	}
+	return nil
+}
 
 // Metadata chooses what a session bound to a user ([Session.SetUser])
 // records about its client, for the user's list of sessions
@@ -92,7 +122,17 @@ type UserSession struct {
 // ([Manager.UserSessions], [Manager.DestroyUserSessions]). SetUser("")
 // unbinds (and renews) the session; binding it to the user it already has
 // does nothing.
+//
+// A user id is valid UTF-8 of at most [MaxUserIDLen] bytes with no control
+// characters; any other id is refused with an error wrapping
+// [ErrInvalidUserID], on every backend alike, and the session is left as
+// it was. Use your database's primary key, a UUID or an email address.
 func (s *Session) SetUser(userID string) error {
+	if userID != "" {
+		if err := checkUserID(userID); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.mutable(); err != nil {
@@ -177,7 +217,11 @@ func handle(id string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-func (m *Manager) userIndex() (UserIndex, error) {
+// userIndex returns the store's UserIndex, checking userID first.
+func (m *Manager) userIndex(userID string) (UserIndex, error) {
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
 	ui, ok := m.store.(UserIndex)
 	if !ok {
 		return nil, ErrNoUserIndex
@@ -200,7 +244,7 @@ func (m *Manager) current(ctx context.Context) *Session {
 // once: one indexed query on Postgres, one ZRANGE and one pipeline on
 // Redis.
 func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSession, error) {
-	ui, err := m.userIndex()
+	ui, err := m.userIndex(userID)
 	if err != nil {
 		return nil, err
 	}
@@ -245,12 +289,16 @@ func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSessio
 // of sessions (one DELETE on Postgres; a ZRANGE, one pipeline and a ZREM
 // on Redis; one pass in memory), and a request in flight on a revoked
 // session cannot write it back: its next request gets a fresh anonymous
-// session.
+// session. Like a logout, it is not cut short by ctx's cancellation (a
+// client that went away): it runs to the end, bounded by
+// [Options.CommitTimeout].
 func (m *Manager) DestroyUserSessions(ctx context.Context, userID string, exceptCurrent bool) (int, error) {
-	ui, err := m.userIndex()
+	ui, err := m.userIndex(userID)
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := m.commitContext(ctx)
+	defer cancel()
 	cur := m.current(ctx)
 	except := ""
 	if cur != nil && exceptCurrent {
@@ -273,12 +321,15 @@ func (m *Manager) DestroyUserSessions(ctx context.Context, userID string, except
 // DestroyUserSession ends the session of userID named by handle (from
 // [Manager.UserSessions]) and returns how many it ended: 1, or 0 when no
 // live session of that user has the handle, so a handle never ends another
-// user's session.
+// user's session. Like [Manager.DestroyUserSessions], it is not cut
+// short by ctx's cancellation.
 func (m *Manager) DestroyUserSession(ctx context.Context, userID, handleValue string) (int, error) {
-	ui, err := m.userIndex()
+	ui, err := m.userIndex(userID)
 	if err != nil {
 		return 0, err
 	}
+	ctx, cancel := m.commitContext(ctx)
+	defer cancel()
 	recs, err := ui.ListUser(ctx, userID)
 	if err != nil {
 		m.stats.errors.Add(1)
