@@ -256,7 +256,7 @@ func testPopExactlyOnce(t *testing.T, store session.Store) {
 		s := session.From(r)
 		s.Has("state") // every request has read the value...
 		loaded.Done()
-		<-gate.Load().(chan struct{}) // ...before any takes it
+		<-gate.Load().(chan struct{})         // ...before any takes it
 		s.Put("seen", r.URL.Query().Get("i")) // another change in the same request
 		io.WriteString(w, s.PopString("state"))
 	})
