@@ -3,8 +3,10 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"time"
 )
 
@@ -238,7 +240,10 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 		if err != nil {
 			p = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
 		}
-		s.rebase(p)
+		if err := s.rebase(p); err != nil {
+			m.stats.errors.Add(1)
+			return false, err
+		}
 		if exp2 := m.expiry(s.p.CreatedAt, time.Now()); exp2.Before(exp) {
 			exp = exp2
 		}
@@ -309,11 +314,31 @@ func (s *Session) take(key string, v any) (any, bool, error) {
 
 // rebase replaces the session's values with base's plus this request's
 // own changes: what a concurrent request saved survives unless this one
-// changed the same key or cleared the session. Callers hold s.mu.
-func (s *Session) rebase(base Payload) {
+// changed the same key or cleared the session. A key this request read
+// and then wrote must still hold the value it read: if not, its Update
+// function runs again on the new value, and a plain write fails with
+// ErrConflict rather than overwrite a change it never saw. Callers hold
+// s.mu.
+func (s *Session) rebase(base Payload) error {
 	values := base.Values
 	if s.taking != "" {
 		s.taken, s.takenOK = values[s.taking]
+	}
+	for k, c := range s.ops {
+		rm := s.readOf(k)
+		if rm == nil || k == s.taking {
+			continue // a Pop takes whatever is there
+		}
+		bv, ok := values[k]
+		if ok == rm.present && reflect.DeepEqual(bv, rm.value) {
+			continue
+		}
+		if c.update == nil {
+			return fmt.Errorf("%w: the session's %q changed after this request read it", ErrConflict, k)
+		}
+		c.value = c.update(bv)
+		s.ops[k] = c
+		rm.value, rm.present = bv, ok
 	}
 	if s.cleared || values == nil {
 		values = map[string]any{}
@@ -346,6 +371,7 @@ func (s *Session) rebase(base Payload) {
 	}
 	s.p = p
 	s.raw = nil
+	return nil
 }
 
 func (s *Session) encode() ([]byte, error) {

@@ -118,7 +118,8 @@ type Options struct {
 	// ErrorHandler answers a request whose session could not be loaded or
 	// saved. It is called before any of the handler's output has been
 	// sent, and that output is then discarded. The default logs the error
-	// and answers 503 Service Unavailable (413 for ErrTooLarge).
+	// and answers 503 Service Unavailable (413 for ErrTooLarge, 409 for
+	// ErrConflict, 500 for ErrEncode).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -387,6 +388,11 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	if errors.Is(err, ErrTooLarge) {
 		m.logger.Warn("session: session too large to save", "max_bytes", m.opts.MaxSize, "path", r.URL.Path)
 		http.Error(w, "Session too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if errors.Is(err, ErrConflict) {
+		m.logger.Info("session: a concurrent request changed a value this request read and then wrote; answering 409 so the client can retry", "error", err, "path", r.URL.Path)
+		http.Error(w, "Conflict: the session changed meanwhile; retry", http.StatusConflict)
 		return
 	}
 	if errors.Is(err, ErrEncode) {

@@ -69,7 +69,7 @@ func middlewareSuite(t *testing.T, newStore func(t testing.TB) session.Store) {
 	t.Run("LogoutDuringInFlightRequest", func(t *testing.T) { testLogoutInFlight(t, store) })
 	t.Run("ConcurrentReadAndWrite", func(t *testing.T) { testReadWrite(t, store) })
 	t.Run("ConcurrentWritesMerge", func(t *testing.T) { testMerge(t, store) })
-	t.Run("CountersNeverLoseIncrements", func(t *testing.T) { testCounters(t, store) })
+	t.Run("DistinctKeysNeverLoseIncrements", func(t *testing.T) { testCounters(t, store) })
 	t.Run("DestroyRacingWithWrites", func(t *testing.T) { testDestroyRace(t, store) })
 	t.Run("BadPayloadIsFreshSession", func(t *testing.T) { testBadPayload(t, store) })
 	t.Run("RememberMe", func(t *testing.T) { testRememberMe(t, store) })

@@ -71,12 +71,24 @@ type Session struct {
 	taken     any
 	takenOK   bool
 	sentToken bool // a token (or its expiry) is in the response
+	reads     []readMark
+	readBuf   [4]readMark // reads' first elements, without an allocation
 	committed bool
 }
 
 type change struct {
 	value   any
 	deleted bool
+	update  func(old any) any // set by Update: re-run on a newer value
+}
+
+// readMark is a key's value as this request first read it, before writing
+// it: if the stored value has changed by the time the request saves, the
+// write would overwrite a change it never saw (see rebase).
+type readMark struct {
+	key     string
+	value   any
+	present bool
 }
 
 // From returns the session of a request served through [Manager.Handler].
@@ -223,8 +235,37 @@ func (s *Session) Get(key string) any {
 	if s.load() != nil {
 		return nil
 	}
-	v, _ := s.lookup(key)
+	v, ok := s.lookup(key)
+	s.markRead(key, v, ok)
 	return v
+}
+
+// markRead remembers the value a key had when the request first read it,
+// unless the request itself wrote it first. Callers hold s.mu.
+func (s *Session) markRead(key string, v any, ok bool) {
+	if _, mine := s.ops[key]; mine || s.cleared || s.committed {
+		return
+	}
+	for i := range s.reads {
+		if s.reads[i].key == key {
+			return
+		}
+	}
+	if s.reads == nil {
+		s.reads = s.readBuf[:0]
+	}
+	s.reads = append(s.reads, readMark{key: key, value: v, present: ok})
+}
+
+// readOf returns the read mark of key, if the request read it before
+// writing it. Callers hold s.mu.
+func (s *Session) readOf(key string) *readMark {
+	for i := range s.reads {
+		if s.reads[i].key == key {
+			return &s.reads[i]
+		}
+	}
+	return nil
 }
 
 // Has reports whether the session holds key.
@@ -234,7 +275,8 @@ func (s *Session) Has(key string) bool {
 	if s.load() != nil {
 		return false
 	}
-	_, ok := s.lookup(key)
+	v, ok := s.lookup(key)
+	s.markRead(key, v, ok)
 	return ok
 }
 
@@ -289,6 +331,60 @@ func (s *Session) Put(key string, value any) error {
 	}
 	s.record(key, change{value: value})
 	return nil
+}
+
+// Update sets key to fn applied to its current value (nil when absent),
+// and makes the change safe against concurrent requests: if another
+// request changes key before this one saves, fn runs again on that newer
+// value, so no update is lost. fn may therefore run more than once and
+// must only compute. A Put of a key the request has read ([Session.Get]
+// and the typed getters, [Session.Has]) gets no such retry: if the key
+// changed meanwhile, the save fails with [ErrConflict] (answered 409 by the
+// default error handler) rather than overwrite a value the handler never
+// saw. Without a compare-and-set store ([Options.AllowLastWriterWins])
+// neither holds: the last writer wins.
+func (s *Session) Update(key string, fn func(old any) any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	cur, ok := s.lookup(key)
+	if !ok {
+		cur = nil
+	}
+	nv := fn(cur)
+	c, mine := s.ops[key]
+	switch {
+	case !mine:
+		s.markRead(key, cur, ok)
+	case c.update != nil:
+		prev := fn
+		fn = func(old any) any { return prev(c.update(old)) }
+	default:
+		// A value this request put: the update builds on it, not on
+		// the store, so there is nothing to re-run.
+		fn = nil
+	}
+	if !s.rawMode() {
+		s.p.Values[key] = nv
+	}
+	s.record(key, change{value: nv, update: fn})
+	return nil
+}
+
+// Add adds delta to the integer under key (0 when absent or not an
+// integer, as [Session.GetInt64] reads it) with [Session.Update]'s
+// guarantee: concurrent Adds on one session never lose an increment. It
+// returns the new value as this request sees it; the value saved is
+// delta added to whatever is stored when the request saves.
+func (s *Session) Add(key string, delta int64) (int64, error) {
+	var n int64
+	err := s.Update(key, func(old any) any {
+		n = toInt64(old) + delta
+		return n
+	})
+	return n, err
 }
 
 // Delete removes key. Deleting an absent key is a no-op that causes no
@@ -509,8 +605,11 @@ func (s *Session) GetBool(key string) bool {
 
 // GetInt64 returns the integer under key, or 0. It accepts any Go integer
 // type, a json.Number, and a float64 with no fractional part.
-func (s *Session) GetInt64(key string) int64 {
-	switch v := s.Get(key).(type) {
+func (s *Session) GetInt64(key string) int64 { return toInt64(s.Get(key)) }
+
+// toInt64 converts a stored number to an int64, or 0.
+func toInt64(x any) int64 {
+	switch v := x.(type) {
 	case int:
 		return int64(v)
 	case int8:
