@@ -121,8 +121,8 @@ var page = template.Must(template.New("home").Parse(`<!doctype html>
 
 func home(w http.ResponseWriter, r *http.Request) {
 	s := session.From(r)
-	visits := s.GetInt("visits") + 1
-	if err := s.Put("visits", visits); err != nil {
+	visits, err := s.Add("visits", 1) // concurrent requests each count
+	if err != nil {
 		http.Error(w, "session unavailable", http.StatusServiceUnavailable)
 		return
 	}

@@ -7,9 +7,12 @@
 // is SameSite=None and Secure, and browsers that partition or block
 // third-party cookies keep it only when it is Partitioned (CHIPS). So the
 // cookie here is __Host-embed; SameSite=None; Secure; Partitioned. When the
-// browser blocks it anyway, the page falls back to the header-token
-// transport: every new token also comes in the X-Session-Token response
-// header, and the page's script sends it back on each API call.
+// browser blocks it anyway, the page's script falls back to the
+// header-token transport: it sends X-Session-Token (at first with the value
+// "new"), gets each new token back in that response header, and sends it
+// on every API call. The library answers each transport in its own: a
+// request with the header never gets a cookie, and a cookie request never
+// sees its token in a header the script could read.
 //
 // Open the printed /host URL: a page on http://localhost:PORT that embeds
 // the app from http://127.0.0.1:PORT, a different site.
@@ -100,8 +103,8 @@ func newManager(store session.Store, secret string) (*session.Manager, error) {
 			SameSite:    http.SameSiteNoneMode, // sent inside a cross-site iframe; forces Secure
 			Partitioned: true,                  // CHIPS: a cookie jar per top-level site
 		},
-		// The header transport: accepted on requests, sent with each new
-		// token, for browsers that block the cookie altogether.
+		// The header transport, for browsers that block the cookie
+		// altogether: a request that sends this header is answered in it.
 		TokenHeader: TokenHeader,
 	})
 }
@@ -144,7 +147,8 @@ type stateJSON struct {
 
 func transport(r *http.Request) string {
 	switch {
-	case r.Header.Get(TokenHeader) != "" || strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer "):
+	case r.Header.Get(TokenHeader) != "" && r.Header.Get(TokenHeader) != "new",
+		strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer "):
 		return "header"
 	case len(r.CookiesNamed("__Host-embed")) > 0:
 		return "cookie"
@@ -163,12 +167,12 @@ func state(w http.ResponseWriter, r *http.Request) {
 
 func click(w http.ResponseWriter, r *http.Request) {
 	s := session.From(r)
-	n := s.GetInt("clicks") + 1
-	if err := s.Put("clicks", n); err != nil {
+	n, err := s.Add("clicks", 1) // concurrent clicks all count
+	if err != nil {
 		http.Error(w, "session unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	writeJSON(w, stateJSON{Clicks: n, Transport: transport(r)})
+	writeJSON(w, stateJSON{Clicks: int(n), Transport: transport(r)})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -182,19 +186,29 @@ var widget = template.Must(template.New("widget").Parse(`<!doctype html>
 <p>Clicks in this session: <strong id="clicks">…</strong> <small>(session via <span id="transport">…</span>)</small></p>
 <button id="click">Click</button>
 <script>
-// The token from the last response that carried one. Kept in memory only:
-// a page that must survive reloads without cookies can use sessionStorage.
-let token = "";
+// Cookies first. If the browser does not keep the cookie (third-party
+// cookies blocked), switch to the header transport: ask for a token with
+// the value "new", then send back the token from the last response that
+// carried one. Kept in memory only: a page that must survive reloads
+// without cookies can use sessionStorage.
+let useHeader = false, token = "";
 async function call(method, path) {
-  const headers = token ? {"{{.}}": token} : {};
+  const headers = useHeader ? {"{{.}}": token || "new"} : {};
   const resp = await fetch(path, {method, headers, credentials: "same-origin"});
   const t = resp.headers.get("{{.}}");
-  if (t) token = t;
+  if (t !== null) token = t;
   const s = await resp.json();
   document.getElementById("clicks").textContent = s.clicks;
   document.getElementById("transport").textContent = s.transport;
+  return s;
 }
-document.getElementById("click").onclick = () => call("POST", "/api/click");
+document.getElementById("click").onclick = async () => {
+  const s = await call("POST", "/api/click");
+  if (!useHeader && s.clicks === 1 && (await call("GET", "/api/state")).clicks === 0) {
+    useHeader = true; // the cookie did not stick
+    await call("POST", "/api/click");
+  }
+};
 call("GET", "/api/state");
 </script>
 </body></html>

@@ -59,13 +59,18 @@ func TestCookieAttributes(t *testing.T) {
 	}
 }
 
-// With no cookie at all, the session lives on through the header token.
+// With no cookie at all, the session lives on through the header token;
+// a cookie client never sees its token in the header.
 func TestHeaderTokenTransport(t *testing.T) {
 	srv := newTestApp(t)
-	resp, s := call(t, "POST", srv.URL+"/api/click", nil)
+	resp, _ := call(t, "POST", srv.URL+"/api/click", nil)
+	if v := resp.Header.Get(TokenHeader); v != "" || resp.Header.Get("Set-Cookie") == "" {
+		t.Fatalf("a cookie client: token header %q, Set-Cookie %q", v, resp.Header.Get("Set-Cookie"))
+	}
+	resp, s := call(t, "POST", srv.URL+"/api/click", map[string]string{TokenHeader: "new"})
 	token := resp.Header.Get(TokenHeader)
-	if token == "" || s.Clicks != 1 || s.Transport != "none" {
-		t.Fatalf("first click: token %q, state %+v", token, s)
+	if token == "" || s.Clicks != 1 || s.Transport != "none" || resp.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("first click asking for a header token: token %q, state %+v, Set-Cookie %q", token, s, resp.Header.Get("Set-Cookie"))
 	}
 	hdr := map[string]string{TokenHeader: token}
 	_, s = call(t, "POST", srv.URL+"/api/click", hdr)

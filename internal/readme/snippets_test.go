@@ -40,9 +40,11 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		s := session.From(r)
-		n := s.GetInt("visits") + 1
-		s.Put("visits", n)
+		n, err := session.From(r).Add("visits", 1) // concurrent requests each count
+		if err != nil {
+			http.Error(w, "session unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintf(w, "visit %d\n", n)
 	})
 	log.Fatal(http.ListenAndServe(":8080", sessions.Handler(mux)))
