@@ -210,9 +210,9 @@ func checkCookieName(name string) error {
 		if c := name[i]; !isTokenByte(c) {
 			what := fmt.Sprintf("%q", rune(c))
 			if c >= 0x80 {
-				what = fmt.Sprintf("byte 0x%02x (non-ASCII)", c)
+				what = fmt.Sprintf("non-ASCII byte 0x%02x", c)
 			}
-			return fmt.Errorf("session: cookie name %q: %s at byte %d is not allowed (a cookie name must be an RFC 6265 token: printable ASCII without spaces or any of ()<>@,;:\\\"/[]?={})", name, what, i)
+			return fmt.Errorf("session: cookie name %q: %s at offset %d is not allowed (a cookie name must be an RFC 6265 token: printable ASCII without spaces or any of ()<>@,;:\\\"/[]?={})", name, what, i)
 		}
 	}
 	return nil
@@ -283,7 +283,7 @@ func checkCookiePath(name, p string) error {
 	}
 	for i := 0; i < len(p); i++ {
 		if c := p[i]; c < 0x20 || c >= 0x7f || c == ';' {
-			return fmt.Errorf("session: cookie %q: Path %q: byte %q at %d is not allowed (printable ASCII without ';'); net/http would strip it", name, p, c, i)
+			return fmt.Errorf("session: cookie %q: Path %q: byte %q at offset %d is not allowed (printable ASCII without ';'); net/http would strip it", name, p, c, i)
 		}
 	}
 	return nil

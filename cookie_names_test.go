@@ -29,8 +29,8 @@ func TestCookieNameRejected(t *testing.T) {
 		"a\rb":       `'\r'`,
 		"a\nb":       `'\n'`,
 		"a\x7fb":     `'\x7f'`,
-		"sessión":    "byte 0xc3 (non-ASCII)",
-		"\xffsid":    "byte 0xff (non-ASCII)",
+		"sessión":    "non-ASCII byte 0xc3",
+		"\xffsid":    "non-ASCII byte 0xff",
 		"__Host-a/b": `'/'`,
 		"__host-a:b": `':'`,
 	}
