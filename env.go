@@ -202,7 +202,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.CookieDomain = get("COOKIE_DOMAIN")
 	if d := c.CookieDomain; d != "" {
-		if strings.ContainsAny(d, "/:@ ;,") || strings.HasPrefix(strings.TrimPrefix(d, "."), ".") || strings.HasSuffix(d, ".") {
+		if strings.ContainsAny(d, "/:@ ;,") || strings.HasPrefix(strings.TrimPrefix(d, "."), ".") || strings.HasSuffix(d, ".") || !validCookieDomain(d) {
 			bad("COOKIE_DOMAIN=%q: want a bare domain such as example.com (no scheme, port or path)", d)
 		}
 	}
