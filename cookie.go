@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -152,14 +153,22 @@ func (c *SecureCookieCodec) decode(name, value string) (token string, current bo
 
 // CookieOptions sets the attributes of the session cookie. The zero value
 // gives the secure defaults: HttpOnly, SameSite=Lax, Path=/, host-only,
-// Secure whenever the request is HTTPS.
+// Secure whenever the request is HTTPS. [New] refuses values that
+// net/http or browsers would silently drop or ignore.
 type CookieOptions struct {
 	// Domain shares the cookie with subdomains. The default is host-only.
+	// It must be a domain name (letters, digits, '-', dots between
+	// labels; one leading dot is allowed and ignored) or an IPv4 address:
+	// net/http drops any other Domain, with only a log line.
 	Domain string
-	// Path is the cookie's path. The default is "/".
+	// Path is the cookie's path. The default is "/". It must start with
+	// '/' (browsers replace any other path with the request's directory)
+	// and hold only printable ASCII without ';' (net/http strips other
+	// bytes).
 	Path string
 	// SameSite is the cookie's SameSite mode. The default is Lax. None
-	// forces Secure.
+	// forces Secure. Values other than net/http's SameSite constants are
+	// refused: net/http would send no SameSite attribute for them.
 	SameSite http.SameSite
 	// Secure, when true, always marks the cookie Secure. Otherwise it is
 	// Secure when the request came over TLS, or, with
@@ -169,21 +178,138 @@ type CookieOptions struct {
 	// in another site's iframe. It forces Secure.
 	Partitioned bool
 	// AllowScript drops HttpOnly, letting page scripts read the cookie.
-	// Leave it false unless a script must read the cookie itself.
+	// Leave it false unless a script must read the cookie itself. It is
+	// refused for an "__Http-" or "__Host-Http-" name, which browsers
+	// accept only with HttpOnly.
 	AllowScript bool
 }
 
+// Cookie name prefixes that browsers give rules to. Browsers match them
+// case-insensitively, so "__host-sid" is held to the "__Host-" rules.
+const (
+	hostPrefix     = "__Host-"
+	securePrefix   = "__Secure-"
+	httpPrefix     = "__Http-"
+	hostHTTPPrefix = "__Host-Http-"
+)
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// checkCookieName returns an error naming the first byte of name that is
+// not allowed in a cookie name. A cookie name is an RFC 6265 token
+// (RFC 9110 tchar): printable ASCII except the separators
+// ()<>@,;:\"/[]?={} and space. For any other name net/http sends an empty
+// Set-Cookie, so the session would never stick.
+func checkCookieName(name string) error {
+	if name == "" {
+		return errors.New("session: cookie name is empty")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !isTokenByte(c) {
+			what := fmt.Sprintf("%q", rune(c))
+			if c >= 0x80 {
+				what = fmt.Sprintf("non-ASCII byte 0x%02x", c)
+			}
+			return fmt.Errorf("session: cookie name %q: %s at offset %d is not allowed (a cookie name must be an RFC 6265 token: printable ASCII without spaces or any of ()<>@,;:\\\"/[]?={})", name, what, i)
+		}
+	}
+	return nil
+}
+
+func isTokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// checkCookieDomain accepts what net/http sends as a Domain attribute: a
+// domain name, optionally with one leading dot, or an IPv4 address.
+func checkCookieDomain(name, d string) error {
+	if d == "" || validCookieDomain(d) {
+		return nil
+	}
+	return fmt.Errorf("session: cookie %q: Domain %q is not a domain name or IPv4 address (no scheme, port, path or spaces); net/http would drop it", name, d)
+}
+
+// validCookieDomain is net/http's rule for a Domain it will send.
+func validCookieDomain(v string) bool {
+	if ip := net.ParseIP(v); ip != nil && !strings.Contains(v, ":") {
+		return true
+	}
+	if len(v) == 0 || len(v) > 255 {
+		return false
+	}
+	if v[0] == '.' {
+		v = v[1:]
+	}
+	last := byte('.')
+	letter := false
+	partlen := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			letter = true
+			partlen++
+		case '0' <= c && c <= '9':
+			partlen++
+		case c == '-':
+			if last == '.' {
+				return false
+			}
+			partlen++
+		case c == '.':
+			if last == '.' || last == '-' || partlen > 63 || partlen == 0 {
+				return false
+			}
+			partlen = 0
+		default:
+			return false
+		}
+		last = c
+	}
+	return letter && last != '-' && partlen <= 63
+}
+
+// checkCookiePath accepts a path that starts with '/' and holds only the
+// bytes net/http sends (0x20-0x7e except ';').
+func checkCookiePath(name, p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("session: cookie %q: Path %q must start with '/' (browsers ignore any other path)", name, p)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c >= 0x7f || c == ';' {
+			return fmt.Errorf("session: cookie %q: Path %q: byte %q at offset %d is not allowed (printable ASCII without ';'); net/http would strip it", name, p, c, i)
+		}
+	}
+	return nil
+}
+
 func (o *CookieOptions) validate(name string) error {
+	if err := checkCookieName(name); err != nil {
+		return err
+	}
 	if o.Path == "" {
 		o.Path = "/"
 	}
-	if o.SameSite == 0 || o.SameSite == http.SameSiteDefaultMode {
+	if err := checkCookiePath(name, o.Path); err != nil {
+		return err
+	}
+	if err := checkCookieDomain(name, o.Domain); err != nil {
+		return err
+	}
+	switch o.SameSite {
+	case 0, http.SameSiteDefaultMode:
 		o.SameSite = http.SameSiteLaxMode
+	case http.SameSiteLaxMode, http.SameSiteStrictMode, http.SameSiteNoneMode:
+	default:
+		return fmt.Errorf("session: cookie %q: CookieOptions.SameSite %d is not one of net/http's SameSite modes", name, o.SameSite)
 	}
-	if name == "" || strings.ContainsAny(name, " \t\r\n;,=\"") {
-		return fmt.Errorf("session: cookie name %q is not a valid cookie name", name)
-	}
-	if strings.HasPrefix(name, "__Host-") {
+	if hasPrefixFold(name, hostPrefix) {
 		if o.Domain != "" {
 			return fmt.Errorf("session: cookie %q: a __Host- cookie cannot have a Domain", name)
 		}
@@ -192,7 +318,10 @@ func (o *CookieOptions) validate(name string) error {
 		}
 		o.Secure = true
 	}
-	if strings.HasPrefix(name, "__Secure-") || o.SameSite == http.SameSiteNoneMode || o.Partitioned {
+	if (hasPrefixFold(name, httpPrefix) || hasPrefixFold(name, hostHTTPPrefix)) && o.AllowScript {
+		return fmt.Errorf("session: cookie %q: an __Http- or __Host-Http- cookie must be HttpOnly (CookieOptions.AllowScript is set)", name)
+	}
+	if hasPrefixFold(name, securePrefix) || hasPrefixFold(name, httpPrefix) || o.SameSite == http.SameSiteNoneMode || o.Partitioned {
 		o.Secure = true
 	}
 	return nil

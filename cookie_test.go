@@ -183,7 +183,7 @@ func FuzzTokenDecode(f *testing.F) {
 // Authorization and token headers through the middleware: no input makes
 // it panic or answer 5xx, and none reaches the one stored session.
 func FuzzRequestTokens(f *testing.F) {
-	store := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: -1})
+	store := session.NewMemoryStore(session.MemoryOptions{DisableCleanup: true})
 	m, _ := session.New(store, session.Options{Keys: []session.KeyPair{testKey}, TokenHeader: "X-Session-Token", Logger: discardLogger()})
 	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.From(r)

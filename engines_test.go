@@ -397,7 +397,7 @@ func bouncerStore(t testing.TB, b *pgbouncer, mode string, maxConns int) (*sessi
 	if err := session.Migrate(ctx, pool, table); err != nil {
 		return nil, err
 	}
-	s, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, CleanupInterval: -1})
+	s, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

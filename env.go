@@ -79,7 +79,8 @@ type Config struct {
 	Table string
 	// RedisPrefix is the Redis key prefix (default "session:").
 	RedisPrefix string
-	// Timeout bounds each backend's startup check (default 3s).
+	// Timeout bounds each backend's startup check. The default (0) is
+	// three seconds; a negative value is an error.
 	Timeout time.Duration
 }
 
@@ -102,7 +103,7 @@ type Config struct {
 //	SESSION_BACKEND              select (default), tiered or failover
 //	SESSION_TABLE                Postgres table, default sessions
 //	SESSION_REDIS_PREFIX         Redis key prefix, default session:
-//	SESSION_BACKEND_TIMEOUT      startup check per backend, default 3s
+//	SESSION_BACKEND_TIMEOUT      startup check per backend, default 3s (also for 0)
 //
 // Everything is validated now: a malformed URL, an unknown mode, a bad
 // boolean or a missing or short secret in production is an error that
@@ -201,7 +202,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.CookieDomain = get("COOKIE_DOMAIN")
 	if d := c.CookieDomain; d != "" {
-		if strings.ContainsAny(d, "/:@ ;,") || strings.HasPrefix(strings.TrimPrefix(d, "."), ".") || strings.HasSuffix(d, ".") {
+		if strings.ContainsAny(d, "/:@ ;,") || strings.HasPrefix(strings.TrimPrefix(d, "."), ".") || strings.HasSuffix(d, ".") || !validCookieDomain(d) {
 			bad("COOKIE_DOMAIN=%q: want a bare domain such as example.com (no scheme, port or path)", d)
 		}
 	}
@@ -235,10 +236,12 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.Timeout = 3 * time.Second
 	if v := get("SESSION_BACKEND_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			bad("SESSION_BACKEND_TIMEOUT=%q: want a positive duration such as 3s", v)
+		switch {
+		case err != nil || d < 0:
+			bad("SESSION_BACKEND_TIMEOUT=%q: want a duration such as 3s (0 for the default, never negative)", v)
+		case d > 0:
+			c.Timeout = d
 		}
-		c.Timeout = d
 	}
 	if c.Production && c.RedisURL == "" && c.DatabaseURL == "" && !c.AllowMemory {
 		bad("production needs a persistent session store: set REDIS_URL or DATABASE_URL (or SESSION_ALLOW_MEMORY=true to accept losing sessions on restart)")
@@ -337,10 +340,14 @@ func (c Config) SelectOptions(logger *slog.Logger) SelectOptions {
 
 // Candidates returns the configured backends in the order [Select] tries
 // them: Redis, then Postgres, then memory (which Select refuses in
-// production unless allowed). opts may be nil.
+// production unless allowed). opts may be nil. A negative option in opts
+// is an error.
 func (c Config) Candidates(opts *OpenOptions) ([]Candidate, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	var cs []Candidate
 	if c.RedisURL != "" {
@@ -461,8 +468,12 @@ func (b *Backend) Close() error {
 // that works ([Select]); in tiered mode Redis in front of Postgres
 // ([Tiered]); in failover mode a [Failover] across the candidates. Every
 // candidate is logged with host and port only. The Backend's Close
-// releases everything Open made.
+// releases everything Open made. A negative option, in cfg or in any of
+// opts' structs, is an error before anything is contacted.
 func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -105,6 +105,8 @@ func TestConfigFromLookup(t *testing.T) {
 		{name: "bad table", env: map[string]string{"SESSION_TABLE": "Robert'); DROP"}, err: "SESSION_TABLE"},
 		{name: "bad timeout", env: map[string]string{"SESSION_BACKEND_TIMEOUT": "soon"}, err: "SESSION_BACKEND_TIMEOUT"},
 		{name: "bad cookie domain", env: map[string]string{"COOKIE_DOMAIN": "https://example.com"}, err: "COOKIE_DOMAIN"},
+		{name: "cookie domain net/http drops", env: map[string]string{"COOKIE_DOMAIN": "exam_ple.com"}, err: "COOKIE_DOMAIN"},
+		{name: "negative timeout", env: map[string]string{"SESSION_BACKEND_TIMEOUT": "-3s"}, err: "SESSION_BACKEND_TIMEOUT"},
 		{name: "cookie domain", env: map[string]string{"COOKIE_DOMAIN": ".example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

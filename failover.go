@@ -16,36 +16,41 @@ import (
 type FailoverOptions struct {
 	// CallTimeout bounds every call to a backing store, so that a hung
 	// store costs a request at most this long. The caller's own deadline
-	// still applies when it is shorter. The default is one second.
+	// still applies when it is shorter. The default (0) is one second; a
+	// negative value is an error.
 	CallTimeout time.Duration
 
 	// FailureThreshold is how many calls in a row must fail on the active
 	// store before requests move to the next store that answers; the call
-	// that reaches it is retried there at once. The default is 3.
+	// that reaches it is retried there at once. The default (0) is 3; a
+	// negative value is an error.
 	FailureThreshold int
 
 	// ProbeInterval is how often a background goroutine pings every store
 	// to learn which are healthy and to move requests back to a store
-	// earlier in the order. The default is one second.
+	// earlier in the order. The default (0) is one second; a negative
+	// value is an error.
 	ProbeInterval time.Duration
 
-	// ProbeTimeout bounds each probe's ping. The default is 500
-	// milliseconds.
+	// ProbeTimeout bounds each probe's ping. The default (0) is 500
+	// milliseconds; a negative value is an error.
 	ProbeTimeout time.Duration
 
 	// RecoverAfter is how many probes in a row a store earlier in the
 	// order than the active one must pass before requests move back to
-	// it. The default is 3.
+	// it. The default (0) is 3; a negative value is an error.
 	RecoverAfter int
 
 	// MaxTracked is how many ids this process remembers as written (saved,
 	// touched or destroyed) while a store other than the first was active,
 	// to reconcile them on the way back (see [Failover]). Ids beyond it
-	// are counted and logged, not reconciled. The default is 100000.
+	// are counted and logged, not reconciled. The default (0) is 100000;
+	// a negative value is an error.
 	MaxTracked int
 
 	// Active is the index of the store to start on, for a caller that
-	// already knows the first stores are down. The default is 0.
+	// already knows the first stores are down. The default is 0; a
+	// negative value, or one past the last store, is an error.
 	Active int
 
 	// Logger receives every move between stores. The default is
@@ -116,11 +121,11 @@ func NewFailover(stores []Store, opts FailoverOptions) (*Failover, error) {
 			return nil, fmt.Errorf("session: NewFailover: store %d is nil", i)
 		}
 	}
-	if opts.CallTimeout < 0 || opts.FailureThreshold < 0 || opts.ProbeInterval < 0 || opts.ProbeTimeout < 0 || opts.RecoverAfter < 0 || opts.MaxTracked < 0 {
-		return nil, errors.New("session: NewFailover: negative option")
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
-	if opts.Active < 0 || opts.Active >= len(stores) {
-		return nil, fmt.Errorf("session: NewFailover: Active %d is not a store index", opts.Active)
+	if opts.Active >= len(stores) {
+		return nil, fmt.Errorf("session: NewFailover: FailoverOptions.Active %d is not a store index (%d stores)", opts.Active, len(stores))
 	}
 	if opts.CallTimeout == 0 {
 		opts.CallTimeout = time.Second

@@ -31,7 +31,7 @@ type flakyStore struct {
 }
 
 func newFlaky(t testing.TB) *flakyStore {
-	m := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: -1})
+	m := session.NewMemoryStore(session.MemoryOptions{DisableCleanup: true})
 	t.Cleanup(func() { m.Close() })
 	return &flakyStore{MemoryStore: m}
 }

@@ -41,6 +41,9 @@ type Candidate struct {
 // malformed one is an error at startup; the server is contacted only by
 // Open, which pings it.
 func RedisCandidate(rawURL string, opts RedisOptions) (Candidate, error) {
+	if err := opts.check(); err != nil {
+		return Candidate{}, err
+	}
 	c, err := NewRedisClient(rawURL)
 	if err != nil {
 		return Candidate{}, err
@@ -71,6 +74,9 @@ func RedisCandidate(rawURL string, opts RedisOptions) (Candidate, error) {
 // to the server, needed for anything session-level that a transaction
 // pooler breaks. Both URLs are checked now; Open pings, then migrates.
 func PostgresCandidate(databaseURL, directURL string, opts PostgresOptions) (Candidate, error) {
+	if err := opts.check(); err != nil {
+		return Candidate{}, err
+	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return Candidate{}, fmt.Errorf("session: malformed Postgres URL %s", RedactURL(databaseURL))
@@ -121,12 +127,16 @@ func PostgresCandidate(databaseURL, directURL string, opts PostgresOptions) (Can
 
 // MemoryCandidate returns a candidate for a new [MemoryStore]. It is not
 // persistent: [Select] accepts it in production only when AllowMemory is
-// set.
+// set. A negative option makes its Open fail with an error naming the
+// field (where [NewMemoryStore] would panic).
 func MemoryCandidate(opts MemoryOptions) Candidate {
 	return Candidate{
 		Name: "memory",
 		Open: func(ctx context.Context) (Store, error) {
 			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := opts.check(); err != nil {
 				return nil, err
 			}
 			return NewMemoryStore(opts), nil
@@ -169,7 +179,7 @@ type SelectOptions struct {
 	RequirePersistent bool
 
 	// Timeout bounds each candidate's Open (connect, ping, migrate). The
-	// default is three seconds.
+	// default (0) is three seconds; a negative value is an error.
 	Timeout time.Duration
 
 	// Logger receives one record per candidate tried, skipped or chosen,
@@ -248,6 +258,9 @@ func (e *SelectError) Error() string {
 // opts.AllowMemory, and always with opts.RequirePersistent. When none
 // works the error is a *[SelectError] naming each candidate and why.
 func Select(ctx context.Context, candidates []Candidate, opts SelectOptions) (*Selection, error) {
+	if err := checkNonNegative("SelectOptions", "Timeout", opts.Timeout); err != nil {
+		return nil, err
+	}
 	opts = opts.withDefaults()
 	results := make([]CandidateResult, len(candidates))
 	for i, c := range candidates {
@@ -268,7 +281,7 @@ func Select(ctx context.Context, candidates []Candidate, opts SelectOptions) (*S
 }
 
 func (o SelectOptions) withDefaults() SelectOptions {
-	if o.Timeout <= 0 {
+	if o.Timeout == 0 {
 		o.Timeout = 3 * time.Second
 	}
 	if o.Logger == nil {

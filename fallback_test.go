@@ -39,7 +39,7 @@ func TestSelectFirstWorking(t *testing.T) {
 }
 
 func TestSelectMemoryRules(t *testing.T) {
-	cands := []session.Candidate{session.MemoryCandidate(session.MemoryOptions{CleanupInterval: -1})}
+	cands := []session.Candidate{session.MemoryCandidate(session.MemoryOptions{DisableCleanup: true})}
 	for _, tc := range []struct {
 		name string
 		opts session.SelectOptions
@@ -74,7 +74,7 @@ func TestSelectTimeout(t *testing.T) {
 	start := time.Now()
 	sel, err := session.Select(tctx(t), []session.Candidate{
 		session.StoreCandidate("hung", "", hung, true),
-		session.MemoryCandidate(session.MemoryOptions{CleanupInterval: -1}),
+		session.MemoryCandidate(session.MemoryOptions{DisableCleanup: true}),
 	}, session.SelectOptions{Timeout: 100 * time.Millisecond, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -216,7 +216,7 @@ func (c *clients) halt() {
 // Postgres, and Redis serves reads again after its restart without any
 // restart of the store.
 func TestFaultRedisKilledUnderLoad(t *testing.T) {
-	pg := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1})
+	pg := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true})
 	srv := startRedisServer(t)
 	rs, err := session.OpenRedis("redis://"+srv.addr()+"/0", session.RedisOptions{Prefix: randomName("faulttest:") + ":"})
 	if err != nil {
@@ -302,7 +302,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 // 503, and after the restore the pool reconnects by itself and both
 // recover.
 func TestFaultPostgresRestart(t *testing.T) {
-	direct := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1}) // migrated table of our own
+	direct := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true}) // migrated table of our own
 	cfg, err := pgxpool.ParseConfig(databaseURL())
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: direct.Table(), CleanupInterval: -1})
+	ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: direct.Table(), DisableCleanup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,9 @@ type BackendHealth struct {
 // value is ready to use.
 type HealthOptions struct {
 	// Timeout bounds the whole check, all backends being pinged at once.
-	// The default is two seconds.
+	// The default (0) is two seconds. A negative value is invalid:
+	// HealthHandler panics, and CheckHealth reports every backend down
+	// with the error.
 	Timeout time.Duration
 
 	// CountSessions also counts the live sessions of each backend that is
@@ -151,8 +153,15 @@ type HealthOptions struct {
 // reachability and latency. The status is HealthDown when a required
 // backend, or every backend, is unreachable; HealthDegraded when another
 // one is; HealthOK otherwise.
+//
+// With an invalid (negative) option it pings nothing and reports
+// HealthDown, the error in every backend's Error: a health check returns
+// no error, and a misconfigured one must not look healthy.
 func CheckHealth(ctx context.Context, s Store, opts HealthOptions) HealthReport {
-	if opts.Timeout <= 0 {
+	if err := opts.check(); err != nil {
+		return invalidHealth(s, err)
+	}
+	if opts.Timeout == 0 {
 		opts.Timeout = 2 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
@@ -225,7 +234,14 @@ func CheckHealth(ctx context.Context, s Store, opts HealthOptions) HealthReport 
 // JSON: 200 when requests can be served (ok or degraded), 503 when not,
 // for load balancers. HEAD gets the status code alone. The response is
 // never cached.
+//
+// It panics when an option is negative, as time.NewTicker does: the
+// mistake shows at startup rather than as an instance that every load
+// balancer probe finds down.
 func HealthHandler(s Store, opts HealthOptions) http.Handler {
+	if err := opts.check(); err != nil {
+		panic(err.Error())
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rep := CheckHealth(r.Context(), s, opts)
 		code := http.StatusOK
@@ -242,4 +258,20 @@ func HealthHandler(s Store, opts HealthOptions) http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 	})
+}
+
+// check returns an error for an invalid (negative) option.
+func (o HealthOptions) check() error {
+	return checkNonNegative("HealthOptions", "Timeout", o.Timeout)
+}
+
+// invalidHealth is the report of a check that could not run: down, with
+// err on every backend.
+func invalidHealth(s Store, err error) HealthReport {
+	cs := components(s)
+	rep := HealthReport{Status: HealthDown, Backends: make([]BackendHealth, len(cs))}
+	for i, c := range cs {
+		rep.Backends[i] = BackendHealth{Name: c.Name, Addr: c.Addr, Required: c.Required, Error: err.Error()}
+	}
+	return rep
 }

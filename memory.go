@@ -16,15 +16,26 @@ const memoryShards = 64
 type MemoryOptions struct {
 	// CleanupInterval is how often a background goroutine removes expired
 	// records. Expired records are never returned either way; cleanup only
-	// frees their memory. The default is one minute; a negative value
-	// disables the goroutine.
+	// frees their memory. The default (0) is one minute. A negative value
+	// is invalid: NewMemoryStore panics.
 	CleanupInterval time.Duration
+
+	// DisableCleanup starts no background goroutine: expired records are
+	// still never returned, and their memory is freed by DeleteExpired,
+	// or by Set when the store is full. The default is false.
+	DisableCleanup bool
 
 	// MaxSessions caps the number of records. When the store is full, Set
 	// of a new id first drops expired records and then, if still full,
 	// returns ErrStoreFull; existing records are never evicted to make
-	// room. The default, 0, is no limit.
+	// room. The default (0) is no limit. A negative value is invalid:
+	// NewMemoryStore panics.
 	MaxSessions int
+}
+
+// check returns an error for an invalid (negative) option.
+func (o MemoryOptions) check() error {
+	return checkNonNegative("MemoryOptions", "CleanupInterval", o.CleanupInterval, "MaxSessions", o.MaxSessions)
 }
 
 // MemoryStore is a [Store] that keeps records in process memory. It suits
@@ -54,9 +65,17 @@ type memoryShard struct {
 	records map[string]Record
 }
 
-// NewMemoryStore returns a MemoryStore configured by opts. Unless cleanup
-// is disabled it starts a goroutine that stops on Close.
+// NewMemoryStore returns a MemoryStore configured by opts. Unless
+// opts.DisableCleanup is set it starts a goroutine that stops on Close.
+//
+// It panics when an option is negative, as time.NewTicker does: that is a
+// programming error, and NewMemoryStore has no error to return. Options
+// that come from outside the program can be checked first by
+// [MemoryCandidate] or [Open], which return the error instead.
 func NewMemoryStore(opts MemoryOptions) *MemoryStore {
+	if err := opts.check(); err != nil {
+		panic(err.Error())
+	}
 	m := &MemoryStore{seed: maphash.MakeSeed(), max: int64(opts.MaxSessions), users: make(map[string]map[string]struct{})}
 	for i := range m.shards {
 		m.shards[i].records = make(map[string]Record)
@@ -65,7 +84,7 @@ func NewMemoryStore(opts MemoryOptions) *MemoryStore {
 	if interval == 0 {
 		interval = time.Minute
 	}
-	if interval > 0 {
+	if !opts.DisableCleanup {
 		m.stop = make(chan struct{})
 		m.done = make(chan struct{})
 		go m.janitor(interval)

@@ -15,28 +15,37 @@ import (
 )
 
 // Options configures a [Manager]. The zero value gives the secure
-// defaults; only Keys should always be set.
+// defaults; only Keys should always be set. As in every options struct of
+// this package, a zero duration or size means the documented default and
+// a negative one is invalid: [New] returns an error naming the field.
 type Options struct {
-	// CookieName is the session cookie's name. A "__Host-" name is
-	// checked: it may not have a Domain and its Path must be "/". The
-	// default is "session".
+	// CookieName is the session cookie's name. The default is "session".
+	// It must be an RFC 6265 token (printable ASCII, no spaces or
+	// separators such as / : ; = ,): net/http sends an empty Set-Cookie
+	// for any other name, so New refuses it. The prefixes browsers give
+	// rules to are matched case-insensitively, as browsers do: a
+	// "__Host-" name may not have a Domain, its Path must be "/", and it
+	// is always Secure; a "__Secure-" name is always Secure.
 	CookieName string
 
 	// IdleTimeout ends a session the client has not used for this long.
 	// It is enforced by the store's expiry, so it holds whichever server
-	// the next request reaches. The default is 24 hours; a negative value
-	// disables it, leaving only Lifetime.
+	// the next request reaches. The default (0) is 24 hours; a negative
+	// value is an error. To keep only the absolute Lifetime, set it equal
+	// to Lifetime: a session then lasts exactly Lifetime however idle.
 	IdleTimeout time.Duration
 
 	// Lifetime ends a session this long after it was created or renewed,
-	// however active it is. The default is 7 days.
+	// however active it is. The default (0) is 7 days; a negative value
+	// is an error.
 	Lifetime time.Duration
 
 	// TouchInterval is how far the idle expiry must move before a request
 	// that changed nothing spends a store call (Touch) on moving it. It
 	// bounds how early a session can expire: by at most this much before
-	// IdleTimeout. The default is one minute, or a tenth of IdleTimeout if
-	// that is shorter.
+	// IdleTimeout. The default (0) is one minute, or a tenth of
+	// IdleTimeout if that is shorter; a negative value is an error. To
+	// move the expiry on every request, set it to a nanosecond.
 	TouchInterval time.Duration
 
 	// Cookie sets the cookie's attributes; see [CookieOptions].
@@ -88,8 +97,8 @@ type Options struct {
 	Codec Codec
 
 	// MaxSize caps a session's encoded size in bytes; a larger session is
-	// not saved and the request fails with [ErrTooLarge]. The default is
-	// 64 KiB.
+	// not saved and the request fails with [ErrTooLarge]. The default (0)
+	// is 64 KiB; a negative value is an error.
 	MaxSize int
 
 	// CommitTimeout bounds the store calls that end a session: a
@@ -98,7 +107,8 @@ type Options struct {
 	// request's context has ended (the client went away,
 	// http.TimeoutHandler gave up), so that a logout the handler asked for
 	// is never lost half-way. Other store calls follow the request's
-	// context. The default is five seconds.
+	// context. The default is five seconds; a negative value is an
+	// error.
 	CommitTimeout time.Duration
 
 	// Logger receives store failures and misuse. It never receives a
@@ -149,28 +159,25 @@ func New(store Store, opts Options) (*Manager, error) {
 	if err := opts.Cookie.validate(opts.CookieName); err != nil {
 		return nil, err
 	}
+	if err := checkNonNegative("Options",
+		"IdleTimeout", opts.IdleTimeout, "Lifetime", opts.Lifetime,
+		"TouchInterval", opts.TouchInterval, "MaxSize", opts.MaxSize,
+		"CommitTimeout", opts.CommitTimeout); err != nil {
+		return nil, err
+	}
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = 24 * time.Hour
 	}
 	if opts.Lifetime == 0 {
 		opts.Lifetime = 7 * 24 * time.Hour
 	}
-	if opts.Lifetime < 0 {
-		return nil, errors.New("session: Lifetime must be positive")
-	}
 	if opts.TouchInterval == 0 {
-		opts.TouchInterval = time.Minute
-		if opts.IdleTimeout > 0 && opts.IdleTimeout/10 < opts.TouchInterval {
-			opts.TouchInterval = opts.IdleTimeout / 10
-		}
+		opts.TouchInterval = min(time.Minute, opts.IdleTimeout/10)
 	}
 	if opts.CommitTimeout == 0 {
 		opts.CommitTimeout = 5 * time.Second
 	}
-	if opts.CommitTimeout < 0 {
-		return nil, errors.New("session: Options.CommitTimeout is negative")
-	}
-	if opts.MaxSize <= 0 {
+	if opts.MaxSize == 0 {
 		opts.MaxSize = 64 << 10
 	}
 	if opts.Logger == nil {

@@ -423,7 +423,7 @@ func TestMiddlewareFaultSlowRedis(t *testing.T) {
 // under requests whose deadline is 500ms.
 func TestMiddlewareFaultSlowPostgres(t *testing.T) {
 	noLeaks(t)
-	s := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1})
+	s := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true})
 	inject, restore := lockTable(t, s.Table())
 	middlewareFault(t, s, mwFault{clients: 32, deadline: 500 * time.Millisecond, faultFor: 1500 * time.Millisecond, inject: inject, restore: restore})
 }
@@ -443,7 +443,7 @@ func TestMiddlewareFaultPoolExhaustionRedis(t *testing.T) {
 // 4 connections; the table is locked for 1.5s in the middle.
 func TestMiddlewareFaultPoolExhaustionPostgres(t *testing.T) {
 	noLeaks(t)
-	table := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1}).Table()
+	table := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true}).Table()
 	cfg, err := pgxpool.ParseConfig(databaseURL())
 	if err != nil {
 		t.Fatal(err)
@@ -454,7 +454,7 @@ func TestMiddlewareFaultPoolExhaustionPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, CleanupInterval: -1})
+	s, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

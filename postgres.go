@@ -23,15 +23,21 @@ type PostgresOptions struct {
 
 	// CleanupInterval is how often a background goroutine deletes expired
 	// rows. Expired rows are never returned either way; cleanup only frees
-	// space. The default is five minutes; a negative value disables the
-	// goroutine (call DeleteExpired yourself, or run sessionctl purge).
+	// space. The default (0) is five minutes; a negative value is an
+	// error.
 	CleanupInterval time.Duration
+
+	// DisableCleanup starts no background goroutine: expired rows are
+	// still never returned, and are deleted only by DeleteExpired (or
+	// sessionctl purge). For one-shot tools, and for deployments that
+	// purge on a schedule of their own. The default is false.
+	DisableCleanup bool
 
 	// CleanupBatchSize is how many rows one DELETE removes. Cleanup runs
 	// batch after batch, each its own short statement, so deleting a
 	// million rows never holds long locks; the background cleanup also
 	// rests between batches three times as long as each took. The default
-	// is 1000.
+	// (0) is 1000; a negative value is an error.
 	CleanupBatchSize int
 
 	// Logger receives cleanup failures. The default is slog.Default().
@@ -93,6 +99,11 @@ type PostgresStore struct {
 
 var tableName = regexp.MustCompile(`^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$`)
 
+// check returns an error for an invalid (negative) option.
+func (o PostgresOptions) check() error {
+	return checkNonNegative("PostgresOptions", "CleanupInterval", o.CleanupInterval, "CleanupBatchSize", o.CleanupBatchSize)
+}
+
 func checkTable(table string) (string, error) {
 	if table == "" {
 		return "sessions", nil
@@ -110,11 +121,14 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 	if pool == nil {
 		return nil, errors.New("session: NewPostgresStore: pool is nil")
 	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	table, err := checkTable(opts.Table)
 	if err != nil {
 		return nil, err
 	}
-	if opts.CleanupBatchSize <= 0 {
+	if opts.CleanupBatchSize == 0 {
 		opts.CleanupBatchSize = 1000
 	}
 	if opts.Logger == nil {
@@ -147,7 +161,7 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 	if interval == 0 {
 		interval = 5 * time.Minute
 	}
-	if interval > 0 {
+	if !opts.DisableCleanup {
 		s.stop = make(chan struct{})
 		s.done = make(chan struct{})
 		go s.cleanupLoop(interval)

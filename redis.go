@@ -19,7 +19,7 @@ type RedisOptions struct {
 	Prefix string
 
 	// CountBatch is the COUNT hint for each SCAN step of Count. The
-	// default is 1000.
+	// default (0) is 1000; a negative value is an error.
 	CountBatch int64
 
 	// UserPrefix is prepended to a user id to form the key of that user's
@@ -28,6 +28,11 @@ type RedisOptions struct {
 	// index and no session id can name one. The default is Prefix with its
 	// trailing ":" replaced by "-users:" ("session-users:").
 	UserPrefix string
+}
+
+// check returns an error for an invalid (negative) option.
+func (o RedisOptions) check() error {
+	return checkNonNegative("RedisOptions", "CountBatch", o.CountBatch)
 }
 
 // RedisStore is a [Store] on Redis. It takes a [redis.UniversalClient], so
@@ -57,10 +62,13 @@ func NewRedisStore(client redis.UniversalClient, opts RedisOptions) (*RedisStore
 	if client == nil {
 		return nil, errors.New("session: NewRedisStore: client is nil")
 	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	if opts.Prefix == "" {
 		opts.Prefix = "session:"
 	}
-	if opts.CountBatch <= 0 {
+	if opts.CountBatch == 0 {
 		opts.CountBatch = 1000
 	}
 	if opts.UserPrefix == "" {

@@ -123,7 +123,7 @@ func TestStoreFaultSlowRedis(t *testing.T) {
 
 func TestStoreFaultSlowPostgres(t *testing.T) {
 	noLeaks(t)
-	s := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1})
+	s := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true})
 	pool := s.Pool()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -349,7 +349,7 @@ func TestStoreFaultPoolExhaustionRedis(t *testing.T) {
 
 func TestStoreFaultPoolExhaustionPostgres(t *testing.T) {
 	noLeaks(t)
-	table := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1}).Table()
+	table := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true}).Table()
 	cfg, err := pgxpool.ParseConfig(databaseURL())
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestStoreFaultPoolExhaustionPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, CleanupInterval: -1})
+	s, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,14 +16,15 @@ import (
 type TieredOptions struct {
 	// CacheTimeout bounds every call to the cache, so that a hung cache
 	// (a Redis that accepts connections but never answers) costs a request
-	// at most this long before it is served by the source. The default is
-	// 100 milliseconds.
+	// at most this long before it is served by the source. The default
+	// (0) is 100 milliseconds; a negative value is an error.
 	CacheTimeout time.Duration
 
 	// RetryInterval is how long the cache is left alone after it failed:
 	// meanwhile every call goes to the source only, at no cost. After it,
 	// the next call tries the cache again, so a cache that comes back is
-	// used again without a restart. The default is one second.
+	// used again without a restart. The default (0) is one second; a
+	// negative value is an error.
 	RetryInterval time.Duration
 
 	// MaxPending is how many ids this process remembers whose cached copy
@@ -31,13 +32,14 @@ type TieredOptions struct {
 	// the session was saved, touched or destroyed). Their next read goes
 	// to the source and rewrites the cache. Beyond this many the cache is
 	// no longer read at all (it is still written), since stale copies
-	// could no longer be told apart; that is logged. The default is
-	// 100000.
+	// could no longer be told apart; that is logged. The default (0) is
+	// 100000; a negative value is an error.
 	MaxPending int
 
 	// TombstoneTTL is how long a destroyed id stays marked in the cache,
 	// so that a read racing with the Destroy cannot copy the record back
-	// into the cache. The default is one minute.
+	// into the cache. The default (0) is one minute; a negative value is
+	// an error.
 	TombstoneTTL time.Duration
 
 	// Logger receives the cache going down and coming back. The default
@@ -101,8 +103,8 @@ func NewTiered(cache, source Store, opts TieredOptions) (*Tiered, error) {
 	if cache == nil || source == nil {
 		return nil, errors.New("session: NewTiered: cache and source must not be nil")
 	}
-	if opts.CacheTimeout < 0 || opts.RetryInterval < 0 || opts.MaxPending < 0 || opts.TombstoneTTL < 0 {
-		return nil, errors.New("session: NewTiered: negative option")
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	if opts.CacheTimeout == 0 {
 		opts.CacheTimeout = 100 * time.Millisecond

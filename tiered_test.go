@@ -30,7 +30,7 @@ func TestTieredConformance(t *testing.T) {
 		sessiontest.Run(t, func(t *testing.T) session.Store {
 			// No cleanup goroutine: the Tiered store does not own (or
 			// close) its stores, and CloseStopsGoroutines would see it.
-			return newTiered(t, newRedisStore(t), newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1}), session.TieredOptions{})
+			return newTiered(t, newRedisStore(t), newPostgresStore(t, session.PostgresOptions{DisableCleanup: true}), session.TieredOptions{})
 		})
 	})
 	t.Run("memory+memory", func(t *testing.T) {

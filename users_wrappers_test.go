@@ -32,7 +32,7 @@ func TestTieredRevokeWhileCacheDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	source := newPostgresStore(t, session.PostgresOptions{CleanupInterval: -1})
+	source := newPostgresStore(t, session.PostgresOptions{DisableCleanup: true})
 	opts := session.TieredOptions{CacheTimeout: 500 * time.Millisecond, RetryInterval: 100 * time.Millisecond}
 	ts := newTiered(t, cache, source, opts)
 	c := tctx(t)

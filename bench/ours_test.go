@@ -113,7 +113,7 @@ func oursWith(b *testing.B, backend string, cas bool) *contender {
 		if err := session.Migrate(context.Background(), pool, table); err != nil {
 			b.Fatal(err)
 		}
-		ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, CleanupInterval: -1})
+		ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
 		if err != nil {
 			b.Fatal(err)
 		}

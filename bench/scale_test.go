@@ -111,7 +111,7 @@ func BenchmarkScalePostgresCleanup(b *testing.B) {
 	b.Cleanup(func() {
 		pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
 	})
-	store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, CleanupInterval: -1})
+	store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
 	if err != nil {
 		b.Fatal(err)
 	}

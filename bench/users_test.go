@@ -88,7 +88,7 @@ func usersContender(b *testing.B, backend string, bound, meta bool) *contender {
 		if err := session.Migrate(context.Background(), pool, table); err != nil {
 			b.Fatal(err)
 		}
-		ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, CleanupInterval: -1})
+		ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
 		if err != nil {
 			b.Fatal(err)
 		}

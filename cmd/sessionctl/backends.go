@@ -27,7 +27,7 @@ func openBackends(cfg session.Config) ([]backend, error) {
 		bs = append(bs, backend{name: "redis", addr: addrOf(cfg, "redis"), store: s})
 	}
 	if cfg.DatabaseURL != "" {
-		s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, CleanupInterval: -1})
+		s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, DisableCleanup: true})
 		if err != nil {
 			closeAll(bs)
 			return nil, err

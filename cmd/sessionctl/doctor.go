@@ -256,7 +256,7 @@ func probe(cfg session.Config, c session.Candidate, detail *string) func(context
 	case "postgres":
 		return func(ctx context.Context) (session.Store, error) {
 			start := time.Now()
-			s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, CleanupInterval: -1})
+			s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, DisableCleanup: true})
 			if err != nil {
 				return nil, err
 			}

@@ -219,7 +219,7 @@ func TestInspectRevokeStats(t *testing.T) {
 	if _, stderr, code := ctl(t, env, "migrate"); code != exitOK {
 		t.Fatal(stderr)
 	}
-	pg, err := session.OpenPostgres(env["DATABASE_URL"], session.PostgresOptions{Table: env["SESSION_TABLE"], CleanupInterval: -1})
+	pg, err := session.OpenPostgres(env["DATABASE_URL"], session.PostgresOptions{Table: env["SESSION_TABLE"], DisableCleanup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

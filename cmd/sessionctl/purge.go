@@ -41,7 +41,7 @@ Ctrl-C stops it; the batches already done stay done.`,
 				c.errorf("purge needs DATABASE_URL")
 				return exitConfig
 			}
-			store, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, CleanupInterval: -1, CleanupBatchSize: *batch})
+			store, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, DisableCleanup: true, CleanupBatchSize: *batch})
 			if err != nil {
 				c.errorf("%v", err)
 				return exitConfig
