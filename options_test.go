@@ -108,6 +108,7 @@ func TestNegativeOptions(t *testing.T) {
 		"Options.IdleTimeout":    one(newMgr(session.Options{IdleTimeout: -time.Second})),
 		"Options.Lifetime":       one(newMgr(session.Options{Lifetime: -time.Second})),
 		"Options.TouchInterval":  one(newMgr(session.Options{TouchInterval: -1})),
+		"Options.CommitTimeout":  one(newMgr(session.Options{CommitTimeout: -1})),
 		"Options.MaxSize":        one(newMgr(session.Options{MaxSize: -1})),
 		"CookieOptions.SameSite": one(newMgr(session.Options{Cookie: session.CookieOptions{SameSite: -1}})),
 
@@ -180,7 +181,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := m.Options()
-	if o.IdleTimeout != 24*time.Hour || o.Lifetime != 7*24*time.Hour || o.TouchInterval != time.Minute || o.MaxSize != 64<<10 ||
+	if o.IdleTimeout != 24*time.Hour || o.Lifetime != 7*24*time.Hour || o.TouchInterval != time.Minute || o.MaxSize != 64<<10 || o.CommitTimeout != 5*time.Second ||
 		o.CookieName != "session" || o.Cookie.Path != "/" || o.Cookie.SameSite != http.SameSiteLaxMode {
 		t.Errorf("zero Options: defaults %+v", o)
 	}
