@@ -32,10 +32,12 @@ type Record struct {
 	// this instant, whether or not its cleanup has run.
 	//
 	// A store keeps Expires to the millisecond at least: it may truncate
-	// to whole milliseconds (Redis does), no coarser. The Manager and
-	// [github.com/sessionkit/session/sessiontest] write expiries less than
-	// a second away; a store that keeps whole seconds ends such records
-	// up to a second early or keeps them up to a second too long.
+	// to whole milliseconds (Redis does), no coarser. Expiries have
+	// sub-second parts (the Manager computes them from the current time,
+	// and [github.com/sessionkit/session/sessiontest] writes records that
+	// live a few hundred milliseconds); a store that keeps whole seconds
+	// ends records up to a second early or keeps them up to a second too
+	// long.
 	Expires time.Time
 	// UserID binds the record to a user, so that a [UserIndex] store can
 	// find it by user without scanning. "" (the zero value) is an unbound
