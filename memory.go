@@ -381,10 +381,9 @@ func (m *MemoryStore) janitor(interval time.Duration) {
 	}
 }
 
+// clone copies b; a nil b gives an empty, non-nil slice, so that a record
+// written with nil Data reads back as empty Data (see [Record.Data]).
 func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
 	c := make([]byte, len(b))
 	copy(c, b)
 	return c

@@ -39,6 +39,14 @@ import (
 //     deleted. A login racing a revocation thus ends up either revoked or
 //     listed, never live and unlisted.
 //
+// What this means for callers ([UserIndex] says it without Redis terms):
+// Store.Touch does not know the user, so a bound session that is only
+// touched is listed until the expiry of its last write; after that the
+// index may lose it (the next write of the user prunes it, or the set
+// itself expires) while its key, moved by the Touch, still lives. A
+// caller that extends a bound session writes it instead, as the Manager
+// does.
+//
 // Unbound sessions never touch any of this: their commands are exactly
 // those of a store without users.
 

@@ -17,18 +17,25 @@ func TestMain(m *testing.M) {
 }
 
 // TestConformance runs the conformance suite against every built-in
-// backend, each as a subtest named after it.
+// backend, each as a subtest named after it. Each has every optional
+// ability, so the suite skips none.
 func TestConformance(t *testing.T) {
+	noneSkipped := func(t *testing.T, skipped []sessiontest.Skipped) {
+		t.Helper()
+		if len(skipped) != 0 {
+			t.Errorf("a built-in backend lacks optional abilities: %v", skipped)
+		}
+	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			b.new(t) // skip early, once, when the server is unreachable
-			sessiontest.Run(t, func(t *testing.T) session.Store { return b.new(t) })
+			noneSkipped(t, sessiontest.Run(t, func(t *testing.T) session.Store { return b.new(t) }))
 		})
 	}
 	t.Run("memory-capped", func(t *testing.T) {
-		sessiontest.Run(t, func(t *testing.T) session.Store {
+		noneSkipped(t, sessiontest.Run(t, func(t *testing.T) session.Store {
 			return session.NewMemoryStore(session.MemoryOptions{MaxSessions: 10000, CleanupInterval: 10 * 1e6})
-		})
+		}))
 	})
 }
 

@@ -1,14 +1,3 @@
-// Package sessiontest is the conformance suite for implementations of
-// [session.Store]. A third-party backend proves itself with
-//
-//	func TestConformance(t *testing.T) {
-//		sessiontest.Run(t, func(t *testing.T) session.Store { return newMyStore(t) })
-//	}
-//
-// newStore must return a fresh, empty store for each call (its own key
-// prefix or table), so that subtests never see each other's records. Run
-// closes each store it is given, when the store implements
-// [session.Closer].
 package sessiontest
 
 import (
@@ -26,9 +15,71 @@ import (
 	"github.com/sessionkit/session"
 )
 
-// Run runs every conformance test against stores made by newStore.
-func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
+// Skipped is an optional ability that [Run] did not test because the
+// store does not implement it, and what a deployment on such a store goes
+// without.
+type Skipped struct {
+	Ability string // the interface, as "session.CompareAndSetter"
+	Cost    string // what the Manager, Tiered, Failover and tools lose
+}
+
+// abilities are the optional interfaces, in the order Run reports them,
+// each with what its absence costs.
+var abilities = []struct {
+	Skipped
+	has func(session.Store) bool
+}{
+	{Skipped{"session.CompareAndSetter", "session.New refuses the store unless Options.AllowLastWriterWins is set, and then concurrent requests on one session may lose each other's writes, a request in flight after a logout or revocation may write the session back, and Session.Pop may hand one value out twice"},
+		func(s session.Store) bool { _, ok := s.(session.CompareAndSetter); return ok }},
+	{Skipped{"session.UserIndex", "Manager.UserSessions, DestroyUserSessions and DestroyUserSession return session.ErrNoUserIndex: no list of a user's sessions, no \"sign out everywhere\" after a password change"},
+		func(s session.Store) bool { _, ok := s.(session.UserIndex); return ok }},
+	{Skipped{"session.Counter", "health checks (CountSessions) and sessionctl stats show no session count, and Count on a Tiered or Failover over it fails"},
+		func(s session.Store) bool { _, ok := s.(session.Counter); return ok }},
+	{Skipped{"session.Cleaner", "expired records are never returned but stay in the backend until the store removes them by itself: nothing can free them on demand"},
+		func(s session.Store) bool { _, ok := s.(session.Cleaner); return ok }},
+	{Skipped{"session.Pinger", "Open, Select and health checks count the store as reachable without asking it, and Failover's probes always find it healthy, so requests move back to it even while it is down"},
+		func(s session.Store) bool { _, ok := s.(session.Pinger); return ok }},
+	{Skipped{"session.Closer", "none for a store that starts no goroutine and opens no connection of its own; for any other, Backend.Close cannot release them, and Run cannot check that they stop"},
+		func(s session.Store) bool { _, ok := s.(session.Closer); return ok }},
+}
+
+// skip skips t, a test of ability, saying what its absence costs.
+func skip(t *testing.T, ability string) {
 	t.Helper()
+	for _, a := range abilities {
+		if a.Ability == ability {
+			t.Skipf("store does not implement %s: %s", ability, a.Cost)
+		}
+	}
+	t.Skipf("store does not implement %s", ability)
+}
+
+// Run runs every conformance test against stores made by newStore, each
+// subtest on a store of its own.
+//
+// It returns the optional abilities it skipped because the store does not
+// implement them, in a fixed order, and logs each with what it costs (see
+// [Skipped]); none for a store that has them all. A test can assert the
+// list, so that losing an ability is noticed:
+//
+//	if skipped := sessiontest.Run(t, newStore); len(skipped) != 0 {
+//		t.Errorf("abilities lost: %v", skipped)
+//	}
+//
+// When -run selects no subtest, no store is made and Run returns nil.
+func Run(t *testing.T, newStore func(t *testing.T) session.Store) []Skipped {
+	t.Helper()
+	var first session.Store
+	var mu sync.Mutex
+	made := func(t *testing.T) session.Store {
+		s := newStore(t)
+		mu.Lock()
+		if first == nil {
+			first = s
+		}
+		mu.Unlock()
+		return s
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s session.Store)
@@ -39,11 +90,13 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"EmptyData", testEmptyData},
 		{"Missing", testMissing},
 		{"Replace", testReplace},
+		{"ExpiryPrecision", testExpiryPrecision},
 		{"ExpiryHonouredBeforeCleanup", testExpiry},
 		{"SetInThePastRemoves", testSetPast},
 		{"TouchExtends", testTouchExtends},
 		{"TouchMissing", testTouchMissing},
 		{"TouchExpired", testTouchExpired},
+		{"TouchToThePastEnds", testTouchPast},
 		{"DestroyIdempotent", testDestroy},
 		{"HostileIDs", testHostileIDs},
 		{"CallerCannotMutateStoredData", testCopies},
@@ -67,17 +120,38 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.fn == nil {
-				testClose(t, newStore)
+				testClose(t, made)
 				return
 			}
-			s := newStore(t)
+			s := made(t)
 			if c, ok := s.(session.Closer); ok {
 				t.Cleanup(func() { c.Close() })
 			}
 			tc.fn(t, s)
 		})
 	}
+	if first == nil {
+		return nil
+	}
+	var skipped []Skipped
+	for _, a := range abilities {
+		if !a.has(first) {
+			skipped = append(skipped, a.Skipped)
+			t.Logf("skipped %s, which the store does not implement: %s", a.Ability, a.Cost)
+		}
+	}
+	return skipped
 }
+
+// Hints for store authors, appended to the failures they explain.
+const (
+	hintPrecision = "keep expiry to the millisecond at least (Unix milliseconds, or a timestamp with a fractional part): records written to live less than a second must live until that instant, and a store that keeps whole seconds ends them early or keeps them too long"
+	hintExpired   = "a record at or past its Expires is never returned, whether or not cleanup has removed it: compare Expires with the current time on every read"
+	hintNotNil    = "a live record's Data is never nil, even when empty (return []byte{}), so that it can be passed to CompareAndSet as old, where nil means \"no live record\""
+	hintNilEmpty  = "in CompareAndSet, old == nil means \"no live record\" and old == []byte{} means \"a live record whose Data is empty\"; bytes.Equal(nil, []byte{}) is true, so test old == nil first"
+	hintAbsent    = "an expired record counts as absent, whether or not cleanup has removed it: CompareAndSet with old == nil replaces it, and with its old Data fails"
+	hintUncounted = "expired records are not counted, whether or not cleanup has removed them"
+)
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -92,21 +166,31 @@ func mustSet(t *testing.T, s session.Store, id string, data []byte, ttl time.Dur
 	}
 }
 
-func mustGet(t *testing.T, s session.Store, id string) session.Record {
+// mustGet reads the live record id; a failure ends with hint, if any.
+func mustGet(t *testing.T, s session.Store, id string, hint ...string) session.Record {
 	t.Helper()
 	rec, err := s.Get(ctx(t), id)
 	if err != nil {
-		t.Fatalf("Get(%.40q): %v", id, err)
+		t.Fatalf("Get(%.40q): %v%s", id, err, hints(hint))
 	}
 	return rec
 }
 
-func wantNotFound(t *testing.T, s session.Store, id string) {
+// wantNotFound checks that id has no live record; a failure ends with
+// hint, if any.
+func wantNotFound(t *testing.T, s session.Store, id string, hint ...string) {
 	t.Helper()
 	rec, err := s.Get(ctx(t), id)
 	if !errors.Is(err, session.ErrNotFound) {
-		t.Fatalf("Get(%.40q) = %q, %v; want ErrNotFound", id, rec.Data, err)
+		t.Fatalf("Get(%.40q) = %q, %v; want ErrNotFound%s", id, rec.Data, err, hints(hint))
 	}
+}
+
+func hints(h []string) string {
+	if len(h) == 0 {
+		return ""
+	}
+	return " (hint: " + strings.Join(h, "; ") + ")"
 }
 
 func testRoundTrip(t *testing.T, s session.Store) {
@@ -144,8 +228,12 @@ func testLargeValue(t *testing.T, s session.Store) {
 
 func testEmptyData(t *testing.T, s session.Store) {
 	mustSet(t, s, "empty", []byte{}, time.Hour)
-	if got := mustGet(t, s, "empty").Data; len(got) != 0 {
-		t.Fatalf("Data = %q, want empty", got)
+	if got := mustGet(t, s, "empty").Data; got == nil || len(got) != 0 {
+		t.Fatalf("Data = %#v, want []byte{}%s", got, hints([]string{hintNotNil}))
+	}
+	mustSet(t, s, "nil", nil, time.Hour)
+	if got := mustGet(t, s, "nil").Data; got == nil || len(got) != 0 {
+		t.Fatalf("Set with nil Data, then Get: Data = %#v, want []byte{}%s", got, hints([]string{"nil Data is stored as empty", hintNotNil}))
 	}
 }
 
@@ -165,12 +253,33 @@ func testReplace(t *testing.T, s session.Store) {
 	}
 }
 
+// testExpiryPrecision: Expires comes back as written, to the millisecond,
+// from Set and from Touch.
+func testExpiryPrecision(t *testing.T, s session.Store) {
+	check := func(what string, got, want time.Time) {
+		t.Helper()
+		if d := got.Sub(want); d >= time.Millisecond || d <= -time.Millisecond {
+			t.Fatalf("after %s, Expires = %v, %v from the %v written (hint: %s)", what, got, d, want, hintPrecision)
+		}
+	}
+	exp := time.Now().Add(time.Hour + 123456789*time.Nanosecond)
+	if err := s.Set(ctx(t), "p", session.Record{Data: []byte("x"), Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	check("Set", mustGet(t, s, "p").Expires, exp)
+	exp = exp.Add(987654321 * time.Nanosecond)
+	if err := s.Touch(ctx(t), "p", exp); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	check("Touch", mustGet(t, s, "p").Expires, exp)
+}
+
 func testExpiry(t *testing.T, s session.Store) {
 	mustSet(t, s, "short", []byte("x"), 300*time.Millisecond)
 	mustSet(t, s, "long", []byte("y"), time.Hour)
-	mustGet(t, s, "short")
+	mustGet(t, s, "short", "a record written to live 300 ms is live at once", hintPrecision)
 	time.Sleep(600 * time.Millisecond)
-	wantNotFound(t, s, "short")
+	wantNotFound(t, s, "short", hintExpired, hintPrecision)
 	mustGet(t, s, "long")
 }
 
@@ -186,7 +295,7 @@ func testTouchExtends(t *testing.T, s session.Store) {
 	mustSet(t, s, "t", []byte("keep me"), 400*time.Millisecond)
 	later := time.Now().Add(time.Hour)
 	if err := s.Touch(ctx(t), "t", later); err != nil {
-		t.Fatalf("Touch: %v", err)
+		t.Fatalf("Touch of a record written to live 400 ms: %v (hint: %s)", err, hintPrecision)
 	}
 	time.Sleep(700 * time.Millisecond)
 	rec := mustGet(t, s, "t")
@@ -212,9 +321,37 @@ func testTouchExpired(t *testing.T, s session.Store) {
 	time.Sleep(400 * time.Millisecond)
 	err := s.Touch(ctx(t), "e", time.Now().Add(time.Hour))
 	if !errors.Is(err, session.ErrNotFound) {
-		t.Fatalf("Touch(expired) = %v, want ErrNotFound", err)
+		t.Fatalf("Touch(expired) = %v, want ErrNotFound (hint: Touch never revives an expired record; %s)", err, hintExpired)
 	}
-	wantNotFound(t, s, "e")
+	wantNotFound(t, s, "e", "Touch never revives an expired record")
+}
+
+// testTouchPast: a Touch to a time not in the future ends a live record,
+// as if it had expired, and returns nil; on an id with no live record it
+// returns ErrNotFound and creates nothing.
+func testTouchPast(t *testing.T, s session.Store) {
+	mustSet(t, s, "end", []byte("x"), time.Hour)
+	mustSet(t, s, "keep", []byte("y"), time.Hour)
+	if err := s.Touch(ctx(t), "end", time.Now().Add(-time.Second)); err != nil {
+		t.Fatalf("Touch of a live record to a past time = %v, want nil (hint: it ends the record, as if it had expired)", err)
+	}
+	wantNotFound(t, s, "end", "Touch to a time not in the future ends the record")
+	if err := s.Touch(ctx(t), "end", time.Now().Add(time.Hour)); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch of a record ended by Touch = %v, want ErrNotFound (hint: it stays ended)", err)
+	}
+	wantNotFound(t, s, "end", "a record ended by Touch stays ended")
+	if err := s.Touch(ctx(t), "never", time.Now().Add(-time.Second)); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Touch of a missing id to a past time = %v, want ErrNotFound", err)
+	}
+	wantNotFound(t, s, "never", "Touch never creates a record")
+	if got := string(mustGet(t, s, "keep").Data); got != "y" {
+		t.Fatalf("another record changed to %q", got)
+	}
+	if c, ok := s.(session.Counter); ok {
+		if n, err := c.Count(ctx(t)); err != nil || n != 1 {
+			t.Fatalf("Count = %d, %v; want 1 (hint: %s)", n, err, hintUncounted)
+		}
+	}
 }
 
 func testDestroy(t *testing.T, s session.Store) {
@@ -380,7 +517,7 @@ func testConcurrent(t *testing.T, s session.Store) {
 func testCounter(t *testing.T, s session.Store) {
 	c, ok := s.(session.Counter)
 	if !ok {
-		t.Skip("store does not implement session.Counter")
+		skip(t, "session.Counter")
 	}
 	n, err := c.Count(ctx(t))
 	if err != nil || n != 0 {
@@ -392,14 +529,14 @@ func testCounter(t *testing.T, s session.Store) {
 	mustSet(t, s, "dying", []byte("x"), 200*time.Millisecond)
 	time.Sleep(400 * time.Millisecond)
 	if n, err := c.Count(ctx(t)); err != nil || n != 25 {
-		t.Fatalf("Count = %d, %v; want 25 (expired records are not counted)", n, err)
+		t.Fatalf("Count = %d, %v; want 25 (hint: %s; %s)", n, err, hintUncounted, hintPrecision)
 	}
 }
 
 func testCleaner(t *testing.T, s session.Store) {
 	cl, ok := s.(session.Cleaner)
 	if !ok {
-		t.Skip("store does not implement session.Cleaner")
+		skip(t, "session.Cleaner")
 	}
 	mustSet(t, s, "stay", []byte("x"), time.Hour)
 	for i := 0; i < 10; i++ {
@@ -411,11 +548,11 @@ func testCleaner(t *testing.T, s session.Store) {
 		t.Fatal(err)
 	}
 	if n < 0 || n > 10 {
-		t.Fatalf("DeleteExpired = %d, want between 0 and 10", n)
+		t.Fatalf("DeleteExpired = %d, want between 0 and 10 (hint: it counts the expired records it deleted, 0 for a store whose backend expires them by itself)", n)
 	}
-	mustGet(t, s, "stay")
+	mustGet(t, s, "stay", "DeleteExpired never deletes a live record")
 	for i := 0; i < 10; i++ {
-		wantNotFound(t, s, fmt.Sprintf("go-%d", i))
+		wantNotFound(t, s, fmt.Sprintf("go-%d", i), hintExpired)
 	}
 	if n, err := cl.DeleteExpired(ctx(t)); err != nil || n != 0 {
 		t.Fatalf("second DeleteExpired = %d, %v; want 0", n, err)
@@ -425,7 +562,7 @@ func testCleaner(t *testing.T, s session.Store) {
 func testPinger(t *testing.T, s session.Store) {
 	p, ok := s.(session.Pinger)
 	if !ok {
-		t.Skip("store does not implement session.Pinger")
+		skip(t, "session.Pinger")
 	}
 	if err := p.Ping(ctx(t)); err != nil {
 		t.Fatalf("Ping: %v", err)
@@ -440,20 +577,20 @@ func testPinger(t *testing.T, s session.Store) {
 func testCAS(t *testing.T, s session.Store) {
 	cas, ok := s.(session.CompareAndSetter)
 	if !ok {
-		t.Skip("store does not implement session.CompareAndSetter")
+		skip(t, "session.CompareAndSetter")
 	}
 	c := ctx(t)
 	rec := func(data string, ttl time.Duration) session.Record {
 		return session.Record{Data: []byte(data), Expires: time.Now().Add(ttl)}
 	}
-	wantErr := func(err, want error, what string) {
+	wantErr := func(err, want error, what string, hint ...string) {
 		t.Helper()
 		if !errors.Is(err, want) || (want == nil && err != nil) {
-			t.Fatalf("%s = %v, want %v", what, err, want)
+			t.Fatalf("%s = %v, want %v%s", what, err, want, hints(hint))
 		}
 	}
 	wantErr(cas.CompareAndSet(c, "k", nil, rec("v1", time.Hour)), nil, "create when absent")
-	wantErr(cas.CompareAndSet(c, "k", nil, rec("other", time.Hour)), session.ErrConflict, "create when present")
+	wantErr(cas.CompareAndSet(c, "k", nil, rec("other", time.Hour)), session.ErrConflict, "create when present", hintNilEmpty)
 	wantErr(cas.CompareAndSet(c, "k", []byte("v0"), rec("other", time.Hour)), session.ErrConflict, "update with a stale old")
 	if got := string(mustGet(t, s, "k").Data); got != "v1" {
 		t.Fatalf("a failed CompareAndSet changed the record to %q", got)
@@ -475,8 +612,8 @@ func testCAS(t *testing.T, s session.Store) {
 	// An expired record counts as absent.
 	mustSet(t, s, "e", []byte("old"), 200*time.Millisecond)
 	time.Sleep(400 * time.Millisecond)
-	wantErr(cas.CompareAndSet(c, "e", []byte("old"), rec("x", time.Hour)), session.ErrConflict, "update of an expired record")
-	wantErr(cas.CompareAndSet(c, "e", nil, rec("new", time.Hour)), nil, "create over an expired record")
+	wantErr(cas.CompareAndSet(c, "e", []byte("old"), rec("x", time.Hour)), session.ErrConflict, "update of an expired record", hintAbsent)
+	wantErr(cas.CompareAndSet(c, "e", nil, rec("new", time.Hour)), nil, "create over an expired record", hintAbsent, hintPrecision)
 	if got := string(mustGet(t, s, "e").Data); got != "new" {
 		t.Fatalf("Data = %q, want new", got)
 	}
@@ -488,9 +625,20 @@ func testCAS(t *testing.T, s session.Store) {
 	wantNotFound(t, s, "e")
 
 	// Empty data is a version like any other, distinct from absent.
+	wantErr(cas.CompareAndSet(c, "none", []byte{}, rec("x", time.Hour)), session.ErrConflict, "update from empty of a missing record", hintNilEmpty)
+	wantNotFound(t, s, "none", hintNilEmpty)
 	wantErr(cas.CompareAndSet(c, "z", nil, rec("", time.Hour)), nil, "create empty")
-	wantErr(cas.CompareAndSet(c, "z", nil, rec("x", time.Hour)), session.ErrConflict, "create over empty")
-	wantErr(cas.CompareAndSet(c, "z", []byte{}, rec("x", time.Hour)), nil, "update from empty")
+	wantErr(cas.CompareAndSet(c, "z", nil, rec("x", time.Hour)), session.ErrConflict, "create over empty", hintNilEmpty)
+	read := mustGet(t, s, "z")
+	if read.Data == nil {
+		t.Fatalf("Get of a record created empty: Data = nil, want []byte{} (hint: %s)", hintNotNil)
+	}
+	wantErr(cas.CompareAndSet(c, "z", read.Data, rec("x", time.Hour)), nil, "update from empty", hintNilEmpty)
+	wantErr(cas.CompareAndSet(c, "z", []byte{}, rec("y", time.Hour)), session.ErrConflict, "update from empty of a non-empty record")
+	wantErr(cas.CompareAndSet(c, "z", []byte("x"), session.Record{Expires: time.Now().Add(time.Hour)}), nil, "update to nil Data")
+	if got := mustGet(t, s, "z").Data; got == nil || len(got) != 0 {
+		t.Fatalf("after CompareAndSet with nil Data, Get: Data = %#v, want []byte{} (hint: nil Data is stored as empty; %s)", got, hintNotNil)
+	}
 
 	// Binary data and hostile ids.
 	bin := []byte{0, 1, 0, 255}
@@ -511,7 +659,7 @@ func testCAS(t *testing.T, s session.Store) {
 func testCASConcurrent(t *testing.T, s session.Store) {
 	cas, ok := s.(session.CompareAndSetter)
 	if !ok {
-		t.Skip("store does not implement session.CompareAndSetter")
+		skip(t, "session.CompareAndSetter")
 	}
 	const n = 50
 	mustSet(t, s, "counter", []byte("0"), time.Hour)
@@ -547,7 +695,7 @@ func testCASConcurrent(t *testing.T, s session.Store) {
 		t.Fatal(err)
 	}
 	if got := string(mustGet(t, s, "counter").Data); got != fmt.Sprint(n) {
-		t.Fatalf("counter = %s after %d increments: CompareAndSet is not atomic", got, n)
+		t.Fatalf("counter = %s after %d increments: CompareAndSet is not atomic (hint: compare and write in one step: one SQL statement with the comparison in its WHERE clause, a transaction that locks the row, a server-side script)", got, n)
 	}
 }
 
@@ -562,7 +710,7 @@ func testClose(t *testing.T, newStore func(t *testing.T) session.Store) {
 	s := newStore(t)
 	c, ok := s.(session.Closer)
 	if !ok {
-		t.Skip("store does not implement session.Closer")
+		skip(t, "session.Closer")
 	}
 	mustSet(t, s, "x", []byte("x"), time.Hour)
 	if err := c.Close(); err != nil {

@@ -20,7 +20,7 @@ func userIndex(t *testing.T, s session.Store) session.UserIndex {
 	t.Helper()
 	ui, ok := s.(session.UserIndex)
 	if !ok {
-		t.Skip("store does not implement session.UserIndex")
+		skip(t, "session.UserIndex")
 	}
 	return ui
 }
@@ -98,7 +98,7 @@ func testUserListAndDestroy(t *testing.T, s session.Store) {
 	}
 	for _, r := range recs {
 		if string(r.Data) != "data of "+r.ID || r.UserID != "alice" || r.Expires.Before(time.Now().Add(50*time.Minute)) {
-			t.Fatalf("ListUser returned %q: Data %q, UserID %q, Expires %v", r.ID, r.Data, r.UserID, r.Expires)
+			t.Fatalf("ListUser returned %q: Data %q, UserID %q, Expires %v (hint: ListUser fills in ID, Data, Expires and UserID, even where Get leaves UserID empty)", r.ID, r.Data, r.UserID, r.Expires)
 		}
 	}
 	if got := listIDs(t, ui, "alice"); !slices.Equal(got, sorted(alice)) {
@@ -171,11 +171,11 @@ func testUserExpiring(t *testing.T, s session.Store) {
 	short := setBound(t, s, "dave", "short", 5, 300*time.Millisecond)
 	long := setBound(t, s, "dave", "long", 5, time.Hour)
 	if got := listIDs(t, ui, "dave"); len(got) != 10 {
-		t.Fatalf("ListUser(dave) = %d records, want 10", len(got))
+		t.Fatalf("ListUser(dave) = %d records, want 10 (hint: %s)", len(got), hintPrecision)
 	}
 	time.Sleep(600 * time.Millisecond)
 	if got := listIDs(t, ui, "dave"); !slices.Equal(got, sorted(long)) {
-		t.Fatalf("ListUser(dave) after 5 expired = %q, want %q", got, sorted(long))
+		t.Fatalf("ListUser(dave) after 5 expired = %q, want %q (hint: expired records are never listed, whether or not the index has been pruned)", got, sorted(long))
 	}
 	// A new write of the user prunes the index; the live ones stay.
 	setBound(t, s, "dave", "more", 1, time.Hour)
@@ -189,7 +189,7 @@ func testUserExpiring(t *testing.T, s session.Store) {
 	}
 	n, err := ui.DestroyUser(ctx(t), "dave", "")
 	if err != nil || n != 6 {
-		t.Fatalf("DestroyUser(dave) = %d, %v; want 6 (expired records are not counted)", n, err)
+		t.Fatalf("DestroyUser(dave) = %d, %v; want 6 (hint: %s)", n, err, hintUncounted)
 	}
 	for _, id := range append(short, long...) {
 		wantNotFound(t, s, id)
@@ -204,7 +204,7 @@ func testUserRewriteExtends(t *testing.T, s session.Store) {
 	rec := session.Record{Data: []byte("again"), Expires: time.Now().Add(time.Hour), UserID: "erin"}
 	if cas, ok := s.(session.CompareAndSetter); ok {
 		if err := cas.CompareAndSet(ctx(t), ids[0], []byte("data of "+ids[0]), rec); err != nil {
-			t.Fatal(err)
+			t.Fatalf("CompareAndSet of a record written to live 300 ms: %v (hint: %s)", err, hintPrecision)
 		}
 	} else if err := s.Set(ctx(t), ids[0], rec); err != nil {
 		t.Fatal(err)
@@ -354,7 +354,7 @@ func testUserRevokeInFlight(t *testing.T, s session.Store) {
 	ui := userIndex(t, s)
 	cas, ok := s.(session.CompareAndSetter)
 	if !ok {
-		t.Skip("store does not implement session.CompareAndSetter")
+		skip(t, "session.CompareAndSetter")
 	}
 	ids := setBound(t, s, "ivan", "i", 3, time.Hour)
 	read := mustGet(t, s, ids[0])
