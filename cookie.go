@@ -46,10 +46,15 @@ func (SHA256Hasher) StoreID(token string) string {
 // TokenCodec turns a token into the value a client carries (the cookie
 // value, or the header token) and back, refusing values it did not make.
 type TokenCodec interface {
+	// Encode returns the value that carries token in the cookie (or
+	// header) called name.
 	Encode(name, token string) (string, error)
 	// Decode returns the token inside value, or an error when value was
-	// not made by Encode with a current key.
-	Decode(name, value string) (string, error)
+	// not made by Encode with one of the codec's keys. rotate reports
+	// that value verified with an older key: the middleware then sends
+	// the client a value made by Encode whenever it next sends the token,
+	// instead of echoing the old one, so that old keys can be retired.
+	Decode(name, value string) (token string, rotate bool, err error)
 }
 
 // KeyPair is one generation of cookie keys.
@@ -127,15 +132,9 @@ func (c *SecureCookieCodec) Encode(name, token string) (string, error) {
 	return securecookie.EncodeMulti(name, []byte(token), c.codecs...)
 }
 
-// Decode implements [TokenCodec].
-func (c *SecureCookieCodec) Decode(name, value string) (string, error) {
-	token, _, err := c.decode(name, value)
-	return token, err
-}
-
-// decode is Decode that also reports whether the signing (first) key
-// verified value, in which case value can be sent again as it is.
-func (c *SecureCookieCodec) decode(name, value string) (token string, current bool, err error) {
+// Decode implements [TokenCodec]: rotate is true when a key other than the
+// first verified value.
+func (c *SecureCookieCodec) Decode(name, value string) (token string, rotate bool, err error) {
 	if value == "" || len(value) > maxValueLen {
 		return "", false, errors.New("session: token value empty or too long")
 	}
@@ -145,7 +144,7 @@ func (c *SecureCookieCodec) decode(name, value string) (token string, current bo
 			if len(raw) == 0 || len(raw) > 128 {
 				return "", false, errors.New("session: bad token")
 			}
-			return string(raw), i == 0, nil
+			return string(raw), i != 0, nil
 		}
 	}
 	return "", false, err

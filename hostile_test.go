@@ -149,7 +149,7 @@ func testHostileRequests(t *testing.T, store session.Store) {
 	if c := cookieFrom(sc); c != "" {
 		bystander = c
 	}
-	bystanderToken, _ := codec.Decode("session", strings.TrimPrefix(bystander, "session="))
+	bystanderToken, _, _ := codec.Decode("session", strings.TrimPrefix(bystander, "session="))
 	bystanderID := session.SHA256Hasher{}.StoreID(bystanderToken)
 	before, err := store.Get(t.Context(), bystanderID)
 	if err != nil {

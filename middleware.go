@@ -304,11 +304,8 @@ func headerToken(r *http.Request, h string) (string, bool) {
 // decodeToken verifies a cookie or header value. current reports that the
 // value needs no re-signing: it was signed with the key that signs now.
 func (m *Manager) decodeToken(value string) (token string, current bool, err error) {
-	if sc, ok := m.tokens.(*SecureCookieCodec); ok {
-		return sc.decode(m.opts.CookieName, value)
-	}
-	token, err = m.tokens.Decode(m.opts.CookieName, value)
-	return token, false, err
+	token, rotate, err := m.tokens.Decode(m.opts.CookieName, value)
+	return token, !rotate, err
 }
 
 func (s *Session) setToken(token, value string, current bool) {

@@ -187,7 +187,7 @@ func middlewareFault(t *testing.T, s session.Store, f mwFault) {
 	bystanders, held, cls := seed(faultBystanders), seed(faultHeld), seed(f.clients)
 	storeID := func(c faultClient) string {
 		codec, _ := session.NewSecureCookieCodec(testKey)
-		token, err := codec.Decode("session", strings.TrimPrefix(c.cookie, "session="))
+		token, _, err := codec.Decode("session", strings.TrimPrefix(c.cookie, "session="))
 		if err != nil {
 			t.Fatal(err)
 		}

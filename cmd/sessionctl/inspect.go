@@ -181,7 +181,7 @@ func verify(cfg session.Config, cookieName string, encrypted bool, value string)
 	if err != nil {
 		return "", err
 	}
-	token, err := codec.Decode(cookieName, value)
+	token, _, err := codec.Decode(cookieName, value)
 	if err != nil {
 		return "", fmt.Errorf("the value does not verify with SESSION_SECRET for cookie %q: a forged or truncated value, another secret, another cookie name (-cookie-name) or an encrypted cookie (-encrypted)", cookieName)
 	}

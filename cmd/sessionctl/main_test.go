@@ -275,7 +275,7 @@ func TestInspectRevokeStats(t *testing.T) {
 	// By store id, as an app may log it.
 	key, _ := session.KeyFromSecret(secret, false)
 	codec, _ := session.NewSecureCookieCodec(key)
-	token, _ := codec.Decode("session", inRedis)
+	token, _, _ := codec.Decode("session", inRedis)
 	id := session.SHA256Hasher{}.StoreID(token)
 	if stdout, _, code := ctl(t, env, "revoke", "-store-id", id); code != exitOK || !strings.Contains(stdout, "was live in redis") {
 		t.Fatalf("revoke -store-id: exit %d\n%s", code, stdout)
