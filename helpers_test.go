@@ -143,6 +143,9 @@ func newApp(t *testing.T, store session.Store, opts session.Options) *app {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
+	if _, ok := lastWriterWins.Load(store); ok {
+		opts.AllowLastWriterWins = true
+	}
 	cs := &countingStore{inner: store}
 	m, err := session.New(cs.store(), opts)
 	if err != nil {

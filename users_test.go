@@ -25,6 +25,9 @@ func newUserApp(t *testing.T, store session.Store, opts session.Options) *app {
 		opts.Keys = []session.KeyPair{testKey}
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	if _, ok := lastWriterWins.Load(store); ok {
+		opts.AllowLastWriterWins = true
+	}
 	cs := &countingStore{inner: store}
 	m, err := session.New(cs.store(), opts)
 	if err != nil {
