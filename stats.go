@@ -116,9 +116,9 @@ func PublishStats(name string, r StatsReporter) error {
 
 // Instrument returns s wrapped so that its calls are counted
 // ([StatsReporter]). The result offers exactly the optional abilities s
-// has among [CompareAndSetter], [UserIndex], [Counter] and [Cleaner],
-// counting CompareAndSet as a save and DestroyUser as a destroy, and
-// always [Pinger] (a store that is not a Pinger is reachable while ctx is
+// has among [CompareAndSetter], [UserIndex], [Counter] and [Cleaner]
+// (CompareAndSet counts as a save, ListUser as a load, DestroyUser as a
+// destroy), and always [Pinger] (a store that is not a Pinger is reachable while ctx is
 // live), [Closer] (closing s when s is a Closer), [Componenter] (the
 // components of s, or s itself as a required backend) and [Activer] (the
 // backend of s in use).
