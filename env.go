@@ -455,9 +455,8 @@ func (b *Backend) Close() error {
 // front of Postgres ([NewTiered]); in failover mode a failover store
 // across the candidates ([NewFailover]). In every mode the Store offers
 // exactly the optional abilities its backends honour (see [Instrument],
-// [NewTiered] and [NewFailover]). Every
-// candidate is logged with host and port only. The Backend's Close
-// releases everything Open made.
+// [NewTiered] and [NewFailover]). Every candidate is logged with host and
+// port only. The Backend's Close releases everything Open made.
 func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
