@@ -20,11 +20,11 @@ const (
 	// then Postgres, then memory where allowed. A backend that fails
 	// later fails requests until it is back. The default.
 	ModeSelect = "select"
-	// ModeTiered keeps Redis in front of Postgres ([Tiered]). Postgres
+	// ModeTiered keeps Redis in front of Postgres ([NewTiered]). Postgres
 	// must work at startup; Redis may be down and is used when it comes.
 	ModeTiered = "tiered"
 	// ModeFailover moves requests between the working candidates
-	// ([Failover]).
+	// ([NewFailover]).
 	ModeFailover = "failover"
 )
 
@@ -415,13 +415,8 @@ func (b *Backend) Components() []Component { return components(b.Store) }
 
 // Active names the backend requests go to now.
 func (b *Backend) Active() string {
-	if a, ok := b.Store.(Activer); ok {
-		return a.ActiveBackend()
-	}
-	for _, c := range b.Components() {
-		if c.Required {
-			return c.Name
-		}
+	if a := activeBackend(b.Store); a != "" {
+		return a
 	}
 	return b.Name
 }
@@ -448,12 +443,10 @@ func (b *Backend) Stats() Stats {
 // is a no-op.
 func (b *Backend) Close() error {
 	var errs []error
-	// The Store itself first (a Failover's probe), unless it merely
-	// wraps a store closed below.
+	// The Store itself first: it stops a failover's probe, and in select
+	// mode (Instrument) closes the chosen store.
 	if c, ok := b.Store.(Closer); ok {
-		if _, wrapped := b.Store.(*InstrumentedStore); !wrapped {
-			errs = append(errs, c.Close())
-		}
+		errs = append(errs, c.Close())
 	}
 	for i := len(b.opened) - 1; i >= 0; i-- {
 		if c, ok := b.opened[i].(Closer); ok {
@@ -465,11 +458,14 @@ func (b *Backend) Close() error {
 }
 
 // Open builds the configured backend: in select mode the first candidate
-// that works ([Select]); in tiered mode Redis in front of Postgres
-// ([Tiered]); in failover mode a [Failover] across the candidates. Every
-// candidate is logged with host and port only. The Backend's Close
-// releases everything Open made. A negative option, in cfg or in any of
-// opts' structs, is an error before anything is contacted.
+// that works ([Select]), counted by [Instrument]; in tiered mode Redis in
+// front of Postgres ([NewTiered]); in failover mode a failover store
+// across the candidates ([NewFailover]). In every mode the Store offers
+// exactly the optional abilities its backends honour (see [Instrument],
+// [NewTiered] and [NewFailover]). Every candidate is logged with host and
+// port only. The Backend's Close releases everything Open made. A
+// negative option, in cfg or in any of opts' structs, is an error before
+// anything is contacted.
 func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -488,8 +484,9 @@ func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		st := Instrument(s.Store)
-		return &Backend{Name: s.Name, Store: st, Candidates: s.Candidates, opened: []Store{s.Store}}, nil
+		// The instrumented store offers exactly the abilities of the
+		// chosen one, and its Close closes it.
+		return &Backend{Name: s.Name, Store: Instrument(s.Store), Candidates: s.Candidates}, nil
 	case ModeTiered:
 		return openTiered(ctx, cfg, cands, sel, opts)
 	case ModeFailover:

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// FailoverOptions configures a [Failover] store. The zero value is ready
-// to use.
+// FailoverOptions configures a failover store ([NewFailover]). The zero
+// value is ready to use.
 type FailoverOptions struct {
 	// CallTimeout bounds every call to a backing store, so that a hung
 	// store costs a request at most this long. The caller's own deadline
@@ -43,7 +43,7 @@ type FailoverOptions struct {
 
 	// MaxTracked is how many ids this process remembers as written (saved,
 	// touched or destroyed) while a store other than the first was active,
-	// to reconcile them on the way back (see [Failover]). Ids beyond it
+	// to reconcile them on the way back (see [NewFailover]). Ids beyond it
 	// are counted and logged, not reconciled. The default (0) is 100000;
 	// a negative value is an error.
 	MaxTracked int
@@ -58,28 +58,8 @@ type FailoverOptions struct {
 	Logger *slog.Logger
 }
 
-// Failover is a [Store] that sends every request to one of several
-// ordered stores: the first (the primary) while it works, the next
-// healthy one when it keeps failing, and the primary again once a
-// background probe has seen it answer RecoverAfter times in a row.
-//
-// What a user loses, in each direction:
-//
-//   - Moving away (primary down): sessions stored only in the primary are
-//     not visible in the secondary: their users get a fresh, empty
-//     session (logged out) until the primary is back. Nothing is copied,
-//     since the primary cannot be read.
-//   - Moving back: before the primary serves requests again, every id
-//     written while a secondary was active (up to MaxTracked per process)
-//     is reconciled in the background and before its next use: its
-//     record is copied from the secondary into the primary, or deleted
-//     from the primary when it was destroyed there. So a session created
-//     or changed during the outage survives the return, and a logout
-//     during the outage stays a logout. Sessions only read (not written)
-//     during the outage are read from the primary as they were before it.
-//     Ids written by other processes are reconciled by those processes;
-//     ids beyond MaxTracked are lost on the way back, and logged.
-type Failover struct {
+// failover is the implementation behind [NewFailover].
+type failover struct {
 	stores []Store
 	comps  []Component
 	opts   FailoverOptions
@@ -109,10 +89,52 @@ type Failover struct {
 	closeOnce sync.Once
 }
 
-// NewFailover returns a Failover over stores, in order of preference,
-// and starts its probe goroutine, which Close stops. The stores stay the
-// caller's: Close does not close them.
-func NewFailover(stores []Store, opts FailoverOptions) (*Failover, error) {
+// NewFailover returns a [Store] that sends every request to one of
+// several stores, in order of preference: the first (the primary) while
+// it works, the next healthy one when it keeps failing, and the primary
+// again once a background probe has seen it answer RecoverAfter times in
+// a row.
+//
+// What a user loses, in each direction:
+//
+//   - Moving away (primary down): sessions stored only in the primary are
+//     not visible in the secondary: their users get a fresh, empty
+//     session (logged out) until the primary is back. Nothing is copied,
+//     since the primary cannot be read.
+//   - Moving back: before the primary serves requests again, every id
+//     written while a secondary was active (up to MaxTracked per process)
+//     is reconciled in the background and before its next use: its
+//     record is copied from the secondary into the primary, or deleted
+//     from the primary when it was destroyed there. So a session created
+//     or changed during the outage survives the return, and a logout
+//     during the outage stays a logout. Sessions only read (not written)
+//     during the outage are read from the primary as they were before it.
+//     Ids written by other processes are reconciled by those processes;
+//     ids beyond MaxTracked are lost on the way back, and logged.
+//
+// Since the store in use changes at runtime, the result offers an
+// optional ability only when every store has it:
+//
+//   - [CompareAndSetter], [Counter]: on the active store;
+//   - [UserIndex]: on the active store, so that a revoked session does
+//     not come back from another store: a revocation made while a store
+//     other than the first is active is replayed on the first before
+//     requests move back to it, and one made while ids are being carried
+//     back also revokes on the store they come from;
+//   - [Cleaner]: on every store (the total deleted, and the first
+//     error);
+//
+// and always [Pinger] (the active store; one that is not a Pinger counts
+// as reachable while ctx is live), [Closer] (stops the probe goroutine
+// and waits for it; the stores are not closed), [StatsReporter]
+// (Fallbacks counts calls made while a store other than the first was
+// active; Moves counts moves between stores), [Componenter] (every
+// store, none required on its own: the store is down only when none
+// answers) and [Activer] (the active store).
+//
+// NewFailover starts the probe goroutine, which Close stops. The stores
+// stay the caller's: Close does not close them.
+func NewFailover(stores []Store, opts FailoverOptions) (Store, error) {
 	if len(stores) == 0 {
 		return nil, errors.New("session: NewFailover: no stores")
 	}
@@ -148,7 +170,7 @@ func NewFailover(stores []Store, opts FailoverOptions) (*Failover, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	f := &Failover{
+	f := &failover{
 		stores:  append([]Store(nil), stores...),
 		opts:    opts,
 		logger:  opts.Logger,
@@ -166,31 +188,37 @@ func NewFailover(stores []Store, opts FailoverOptions) (*Failover, error) {
 	}
 	uniqueNames(f.comps)
 	f.active.Store(int32(opts.Active))
+	ab := allAbilities
+	for _, s := range stores {
+		ab &= abilitiesOf(s)
+	}
 	go f.probeLoop()
-	return f, nil
+	return compose(f, ab), nil
 }
 
 // Components implements [Componenter]. No store is required on its own:
 // the Failover is down only when none answers.
-func (f *Failover) Components() []Component { return append([]Component(nil), f.comps...) }
+func (f *failover) Components() []Component { return append([]Component(nil), f.comps...) }
 
 // ActiveBackend implements [Activer].
-func (f *Failover) ActiveBackend() string { return f.comps[f.active.Load()].Name }
+func (f *failover) ActiveBackend() string { return f.comps[f.active.Load()].Name }
 
-// Active returns the index of the store requests go to.
-func (f *Failover) Active() int { return int(f.active.Load()) }
+func (f *failover) impl() any { return f }
 
-// Moves returns how many times requests moved between stores.
-func (f *Failover) Moves() int64 { return f.moves.Load() }
+// activeIndex returns the index of the store requests go to.
+func (f *failover) activeIndex() int { return int(f.active.Load()) }
 
-// Stats implements [StatsReporter]. Fallbacks counts calls made while a
-// store other than the first was active.
-func (f *Failover) Stats() Stats { return f.counters.Stats() }
+// Stats implements [StatsReporter].
+func (f *failover) Stats() Stats {
+	st := f.counters.Stats()
+	st.Moves = f.moves.Load()
+	return st
+}
 
 // do runs fn on the active store, bounded by CallTimeout. When the call
 // fails and the active store has now failed FailureThreshold times in a
 // row, requests move to the next healthy store and fn is retried there.
-func (f *Failover) do(ctx context.Context, o op, id string, write bool, fn func(ctx context.Context, s Store) error) error {
+func (f *failover) do(ctx context.Context, o op, id string, write bool, fn func(ctx context.Context, s Store) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -224,7 +252,7 @@ func (f *Failover) do(ctx context.Context, o op, id string, write bool, fn func(
 // moveAway moves requests from store i (which just failed) to the next
 // healthy store after it, wrapping around. It reports whether requests
 // moved (or had already moved).
-func (f *Failover) moveAway(i int, cause error) bool {
+func (f *failover) moveAway(i int, cause error) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if int(f.active.Load()) != i {
@@ -247,7 +275,7 @@ func (f *Failover) moveAway(i int, cause error) bool {
 }
 
 // track remembers id as written while a secondary store is active.
-func (f *Failover) track(id string) {
+func (f *failover) track(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.tracked[id]; ok {
@@ -265,7 +293,7 @@ func (f *Failover) track(id string) {
 
 // reconcile carries id over from the store requests left, when it is
 // still waiting for that after a move back.
-func (f *Failover) reconcile(ctx context.Context, id string) {
+func (f *failover) reconcile(ctx context.Context, id string) {
 	f.mu.Lock()
 	_, ok := f.drain[id]
 	from := f.drainFrom
@@ -281,7 +309,7 @@ func (f *Failover) reconcile(ctx context.Context, id string) {
 }
 
 // carry makes to hold what from holds under id: the record, or nothing.
-func (f *Failover) carry(ctx context.Context, id string, from, to Store) error {
+func (f *failover) carry(ctx context.Context, id string, from, to Store) error {
 	f.carryMu.RLock()
 	defer f.carryMu.RUnlock()
 	ctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
@@ -296,7 +324,7 @@ func (f *Failover) carry(ctx context.Context, id string, from, to Store) error {
 	return to.Set(ctx, id, rec)
 }
 
-func (f *Failover) probeLoop() {
+func (f *failover) probeLoop() {
 	defer close(f.done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -344,7 +372,7 @@ func (f *Failover) probeLoop() {
 // moveBack moves requests from store a back to store i (earlier in the
 // order). The ids written while a was active are reconciled: each one
 // before its next use, and all of them by the probe goroutine right after.
-func (f *Failover) moveBack(ctx context.Context, i, a int) {
+func (f *failover) moveBack(ctx context.Context, i, a int) {
 	f.mu.Lock()
 	if len(f.drain) > 0 {
 		// A previous move back has not finished reconciling: finish it
@@ -391,7 +419,7 @@ func (f *Failover) moveBack(ctx context.Context, i, a int) {
 }
 
 // drainAll reconciles every id still waiting after a move back.
-func (f *Failover) drainAll(ctx context.Context) {
+func (f *failover) drainAll(ctx context.Context) {
 	f.mu.Lock()
 	ids := make([]string, 0, len(f.drain))
 	for id := range f.drain {
@@ -425,16 +453,16 @@ func (f *Failover) drainAll(ctx context.Context) {
 	}
 }
 
-// Reconciling returns how many ids still wait to be carried back after a
+// reconciling returns how many ids still wait to be carried back after a
 // move back.
-func (f *Failover) Reconciling() int {
+func (f *failover) reconciling() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.drain)
 }
 
 // Get implements [Store].
-func (f *Failover) Get(ctx context.Context, id string) (Record, error) {
+func (f *failover) Get(ctx context.Context, id string) (Record, error) {
 	var rec Record
 	err := f.do(ctx, opLoad, id, false, func(ctx context.Context, s Store) (err error) {
 		rec, err = s.Get(ctx, id)
@@ -444,59 +472,50 @@ func (f *Failover) Get(ctx context.Context, id string) (Record, error) {
 }
 
 // Set implements [Store].
-func (f *Failover) Set(ctx context.Context, id string, rec Record) error {
+func (f *failover) Set(ctx context.Context, id string, rec Record) error {
 	return f.do(ctx, opSave, id, true, func(ctx context.Context, s Store) error { return s.Set(ctx, id, rec) })
 }
 
 // Destroy implements [Store].
-func (f *Failover) Destroy(ctx context.Context, id string) error {
+func (f *failover) Destroy(ctx context.Context, id string) error {
 	return f.do(ctx, opDestroy, id, true, func(ctx context.Context, s Store) error { return s.Destroy(ctx, id) })
 }
 
 // Touch implements [Store].
-func (f *Failover) Touch(ctx context.Context, id string, expires time.Time) error {
+func (f *failover) Touch(ctx context.Context, id string, expires time.Time) error {
 	return f.do(ctx, opTouch, id, true, func(ctx context.Context, s Store) error { return s.Touch(ctx, id, expires) })
 }
 
-// CompareAndSet implements [CompareAndSetter] on the active store.
-func (f *Failover) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+// CompareAndSet is offered only when every store is a
+// [CompareAndSetter]; it runs on the active store.
+func (f *failover) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
 	return f.do(ctx, opSave, id, true, func(ctx context.Context, s Store) error {
-		c, ok := s.(CompareAndSetter)
-		if !ok {
-			return unsupported(s, "CompareAndSet")
-		}
-		return c.CompareAndSet(ctx, id, old, rec)
+		return s.(CompareAndSetter).CompareAndSet(ctx, id, old, rec)
 	})
 }
 
-// revokeOn runs DestroyUser on s, bounded by CallTimeout.
-func (f *Failover) revokeOn(ctx context.Context, s Store, userID, except string) error {
-	ui, ok := s.(UserIndex)
-	if !ok {
-		return unsupported(s, "DestroyUser")
-	}
+// revokeOn runs DestroyUser on s, bounded by CallTimeout. It is called
+// only when every store is a [UserIndex].
+func (f *failover) revokeOn(ctx context.Context, s Store, userID, except string) error {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
 	defer cancel()
-	_, err := ui.DestroyUser(ctx, userID, except)
+	_, err := s.(UserIndex).DestroyUser(ctx, userID, except)
 	return err
 }
 
-// ListUser implements [UserIndex] on the active store.
-func (f *Failover) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+// ListUser is offered only when every store is a [UserIndex]; it lists on
+// the active store.
+func (f *failover) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
 	var out []UserRecord
-	err := f.do(ctx, opLoad, "", false, func(ctx context.Context, s Store) error {
-		ui, ok := s.(UserIndex)
-		if !ok {
-			return unsupported(s, "ListUser")
-		}
-		var err error
-		out, err = ui.ListUser(ctx, userID)
+	err := f.do(ctx, opLoad, "", false, func(ctx context.Context, s Store) (err error) {
+		out, err = s.(UserIndex).ListUser(ctx, userID)
 		return err
 	})
 	return out, err
 }
 
-// DestroyUser implements [UserIndex] on the active store, so that a
+// DestroyUser is offered only when every store is a [UserIndex]. It
+// revokes on the active store, so that a
 // revoked session does not come back from another store:
 //
 //   - run while a store other than the primary is active, the revocation
@@ -509,14 +528,11 @@ func (f *Failover) ListUser(ctx context.Context, userID string) ([]UserRecord, e
 //     the active store, with carries held off meanwhile.
 //
 // The count is the active store's.
-func (f *Failover) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+func (f *failover) DestroyUser(ctx context.Context, userID, except string) (int, error) {
 	var n int
 	used := -1
 	err := f.do(ctx, opDestroy, "", true, func(ctx context.Context, s Store) error {
-		ui, ok := s.(UserIndex)
-		if !ok {
-			return unsupported(s, "DestroyUser")
-		}
+		ui := s.(UserIndex)
 		f.mu.Lock()
 		used = int(f.active.Load())
 		if _, ok := f.revoked[userID]; used != 0 && (ok || len(f.revoked) < f.opts.MaxTracked) {
@@ -553,47 +569,39 @@ func (f *Failover) DestroyUser(ctx context.Context, userID, except string) (int,
 			return n, fmt.Errorf("session: failover: revoked on the active store but not on the one being reconciled: %w", err)
 		}
 	}
-	active := f.stores[f.active.Load()]
-	if ui, ok := active.(UserIndex); ok {
-		cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
-		m, err := ui.DestroyUser(cctx, userID, except)
-		cancel()
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
+	m, err := f.stores[f.active.Load()].(UserIndex).DestroyUser(cctx, userID, except)
+	cancel()
+	return n + m, err
 }
 
-// Count implements [Counter] on the active store.
-func (f *Failover) Count(ctx context.Context) (int64, error) {
-	return count(ctx, f.stores[f.active.Load()])
+// Count is offered only when every store is a [Counter]; it counts the
+// active store.
+func (f *failover) Count(ctx context.Context) (int64, error) {
+	return f.stores[f.active.Load()].(Counter).Count(ctx)
 }
 
-// DeleteExpired implements [Cleaner] on every store that can clean and
-// answers, returning the total deleted and the first error.
-func (f *Failover) DeleteExpired(ctx context.Context) (int64, error) {
+// DeleteExpired is offered only when every store is a [Cleaner]; it
+// cleans every store, returning the total deleted and the first error.
+func (f *failover) DeleteExpired(ctx context.Context) (int64, error) {
 	var total int64
 	var first error
 	for _, s := range f.stores {
-		if c, ok := s.(Cleaner); ok {
-			n, err := c.DeleteExpired(ctx)
-			total += n
-			if err != nil && first == nil {
-				first = err
-			}
+		n, err := s.(Cleaner).DeleteExpired(ctx)
+		total += n
+		if err != nil && first == nil {
+			first = err
 		}
 	}
 	return total, first
 }
 
 // Ping implements [Pinger] on the active store.
-func (f *Failover) Ping(ctx context.Context) error { return ping(ctx, f.stores[f.active.Load()]) }
+func (f *failover) Ping(ctx context.Context) error { return ping(ctx, f.stores[f.active.Load()]) }
 
 // Close stops the probe goroutine and waits for it. The stores are not
 // closed. Calling Close again is a no-op.
-func (f *Failover) Close() error {
+func (f *failover) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.done

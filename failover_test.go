@@ -10,7 +10,7 @@ import (
 	"github.com/sessionkit/session/sessiontest"
 )
 
-func newFailover(t testing.TB, stores []session.Store, opts session.FailoverOptions) *session.Failover {
+func newFailover(t testing.TB, stores []session.Store, opts session.FailoverOptions) fullStore {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger, _ = newLogger()
@@ -19,8 +19,9 @@ func newFailover(t testing.TB, stores []session.Store, opts session.FailoverOpti
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	fs := full(t, f)
+	t.Cleanup(func() { fs.Close() })
+	return fs
 }
 
 // TestFailoverConformance runs the suite on a Failover over two memory
@@ -42,7 +43,7 @@ func TestNewFailoverValidates(t *testing.T) {
 		"active too high": {[]session.Store{newFlaky(t)}, session.FailoverOptions{Active: 1}},
 	} {
 		if f, err := session.NewFailover(tc.stores, tc.opts); err == nil {
-			f.Close()
+			f.(session.Closer).Close()
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -74,8 +75,8 @@ func TestFailoverAwayAndBack(t *testing.T) {
 	if _, err := f.Get(c, "before"); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Get after the move = %v, want ErrNotFound from the secondary", err)
 	}
-	if f.Active() != 1 || !strings.HasSuffix(f.ActiveBackend(), "#2") {
-		t.Fatalf("active = %d (%s), want 1", f.Active(), f.ActiveBackend())
+	if session.ActiveIndex(f) != 1 || !strings.HasSuffix(f.ActiveBackend(), "#2") {
+		t.Fatalf("active = %d (%s), want 1", session.ActiveIndex(f), f.ActiveBackend())
 	}
 	// Written during the outage.
 	mustDo(t, f.Set(c, "during", rec("s", time.Hour)))
@@ -88,7 +89,7 @@ func TestFailoverAwayAndBack(t *testing.T) {
 	// Back: the probe sees the primary answer twice, moves requests back
 	// and carries over what was written meanwhile.
 	primary.set(modeUp)
-	eventually(t, 3*time.Second, "requests back on the primary, reconciled", func() bool { return f.Active() == 0 && f.Reconciling() == 0 })
+	eventually(t, 3*time.Second, "requests back on the primary, reconciled", func() bool { return session.ActiveIndex(f) == 0 && session.Reconciling(f) == 0 })
 	want := map[string]string{"before": "p", "during": "s", "changed": "s", "logout": ""}
 	for id, data := range want {
 		got, err := f.Get(c, id)
@@ -106,8 +107,8 @@ func TestFailoverAwayAndBack(t *testing.T) {
 			t.Errorf("primary Get(%s) = %q, %v; want %q", id, got.Data, err, data)
 		}
 	}
-	if f.Moves() != 2 {
-		t.Errorf("Moves = %d, want 2", f.Moves())
+	if m := f.Stats().Moves; m != 2 {
+		t.Errorf("Stats().Moves = %d, want 2", m)
 	}
 	for _, w := range []string{"moving requests", "moving requests back", "to_reconcile=3"} {
 		if !strings.Contains(logs.String(), w) {
@@ -131,7 +132,7 @@ func TestFailoverReconcileBeforeUse(t *testing.T) {
 	mustDo(t, f.Set(c, "s", rec("new", time.Hour)))
 	primary.MemoryStore.Set(c, "s", rec("stale", time.Hour))
 	primary.set(modeUp)
-	eventually(t, 2*time.Second, "back on the primary", func() bool { return f.Active() == 0 })
+	eventually(t, 2*time.Second, "back on the primary", func() bool { return session.ActiveIndex(f) == 0 })
 	if got, err := f.Get(c, "s"); err != nil || string(got.Data) != "new" {
 		t.Fatalf("Get = %q, %v; want new", got.Data, err)
 	}
@@ -152,7 +153,7 @@ func TestFailoverHungStore(t *testing.T) {
 	if d := time.Since(start); d > 300*time.Millisecond {
 		t.Fatalf("two calls on a hung store took %v; CallTimeout is 50ms", d)
 	}
-	if f.Active() != 1 {
+	if session.ActiveIndex(f) != 1 {
 		t.Fatal("requests did not move")
 	}
 }

@@ -228,7 +228,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	cl := startClients(t, ts, 32)
 
 	before := cl.phase(500 * time.Millisecond)
-	hits0, _ := ts.CacheStats()
+	hits0 := ts.Stats().CacheHits
 
 	srv.stop()
 	// A read that Redis answered just before the kill may be counted a
@@ -236,16 +236,16 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	// the kill has ended.
 	killed := time.Now()
 	cl.settle(killed)
-	hitsAtKill, _ := ts.CacheStats()
+	hitsAtKill := ts.Stats().CacheHits
 	fb0 := ts.Stats().Fallbacks
 	during := cl.phase(1500 * time.Millisecond)
-	hitsDown, _ := ts.CacheStats()
+	hitsDown := ts.Stats().CacheHits
 	fbDown := ts.Stats().Fallbacks - fb0
 	degraded := session.CheckHealth(tctx(t), ts, session.HealthOptions{Timeout: 300 * time.Millisecond})
 
 	srv.start()
 	after := cl.phase(1500 * time.Millisecond)
-	hitsAfter, _ := ts.CacheStats()
+	hitsAfter := ts.Stats().CacheHits
 	cl.halt()
 
 	for name, r := range map[string]*loadResult{"before": before, "during": during, "after": after} {
@@ -327,7 +327,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := session.Instrument(ps)
+	s := full(t, session.Instrument(ps))
 	health := session.HealthHandler(s, session.HealthOptions{Timeout: time.Second})
 	status := func() int {
 		rr := httptest.NewRecorder()

@@ -30,15 +30,16 @@ type Component struct {
 	Required bool
 }
 
-// Componenter is implemented by stores made of other stores ([Tiered],
-// [Failover], [InstrumentedStore]) to list them for health checks and
-// statistics.
+// Componenter is implemented by stores made of other stores (those
+// returned by [NewTiered], [NewFailover] and [Instrument]) to list them
+// for health checks and statistics.
 type Componenter interface {
 	Components() []Component
 }
 
 // Activer is implemented by stores that route requests to one of several
-// backends ([Failover]); ActiveBackend names the one in use.
+// backends, and by every wrapper ([NewFailover], [NewTiered],
+// [Instrument]); ActiveBackend names the backend in use.
 type Activer interface {
 	ActiveBackend() string
 }
@@ -50,6 +51,21 @@ func components(s Store) []Component {
 	}
 	name, addr := describe(s)
 	return []Component{{Name: name, Addr: addr, Store: s, Required: true}}
+}
+
+// activeBackend names the backend of s that requests go to: its
+// ActiveBackend when it is an [Activer], else its first required
+// component.
+func activeBackend(s Store) string {
+	if a, ok := s.(Activer); ok {
+		return a.ActiveBackend()
+	}
+	for _, c := range components(s) {
+		if c.Required {
+			return c.Name
+		}
+	}
+	return ""
 }
 
 // describe names a built-in store and gives its address, without
@@ -69,8 +85,12 @@ func describe(s Store) (name, addr string) {
 	case *PostgresStore:
 		cc := s.Pool().Config().ConnConfig
 		return "postgres", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
-	case *InstrumentedStore:
-		return describe(s.inner)
+	case Componenter:
+		// A wrapper around a single backend (Instrument) is named
+		// after it.
+		if cs := s.Components(); len(cs) == 1 {
+			return cs[0].Name, cs[0].Addr
+		}
 	}
 	return strings.TrimPrefix(fmt.Sprintf("%T", s), "*"), ""
 }
@@ -167,17 +187,7 @@ func CheckHealth(ctx context.Context, s Store, opts HealthOptions) HealthReport 
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	cs := components(s)
-	active := ""
-	if a, ok := s.(Activer); ok {
-		active = a.ActiveBackend()
-	} else {
-		for _, c := range cs {
-			if c.Required {
-				active = c.Name
-				break
-			}
-		}
-	}
+	active := activeBackend(s)
 	rep := HealthReport{Active: active, Backends: make([]BackendHealth, len(cs))}
 	var wg sync.WaitGroup
 	for i, c := range cs {

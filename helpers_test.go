@@ -17,9 +17,12 @@ import (
 )
 
 // countingStore counts the calls that reach the store it wraps, and can be
-// made to fail them.
+// made to fail them. It is itself only a Store: [countingStore.store]
+// gives the manager a value offering exactly the CompareAndSetter and
+// UserIndex abilities of the wrapped store (the two the manager looks
+// for), so that a test can never hide a missing ability behind it.
 type countingStore struct {
-	session.Store
+	inner                              session.Store
 	gets, sets, cas, touches, destroys atomic.Int64
 	fail                               atomic.Bool
 }
@@ -31,7 +34,7 @@ func (c *countingStore) Get(ctx context.Context, id string) (session.Record, err
 	if c.fail.Load() {
 		return session.Record{}, errInjected
 	}
-	return c.Store.Get(ctx, id)
+	return c.inner.Get(ctx, id)
 }
 
 func (c *countingStore) Set(ctx context.Context, id string, rec session.Record) error {
@@ -39,7 +42,7 @@ func (c *countingStore) Set(ctx context.Context, id string, rec session.Record) 
 	if c.fail.Load() {
 		return errInjected
 	}
-	return c.Store.Set(ctx, id, rec)
+	return c.inner.Set(ctx, id, rec)
 }
 
 func (c *countingStore) Touch(ctx context.Context, id string, exp time.Time) error {
@@ -47,7 +50,7 @@ func (c *countingStore) Touch(ctx context.Context, id string, exp time.Time) err
 	if c.fail.Load() {
 		return errInjected
 	}
-	return c.Store.Touch(ctx, id, exp)
+	return c.inner.Touch(ctx, id, exp)
 }
 
 func (c *countingStore) Destroy(ctx context.Context, id string) error {
@@ -55,15 +58,57 @@ func (c *countingStore) Destroy(ctx context.Context, id string) error {
 	if c.fail.Load() {
 		return errInjected
 	}
-	return c.Store.Destroy(ctx, id)
+	return c.inner.Destroy(ctx, id)
 }
 
-func (c *countingStore) CompareAndSet(ctx context.Context, id string, old []byte, rec session.Record) error {
-	c.cas.Add(1)
-	if c.fail.Load() {
+// countingCAS is the CompareAndSetter of a countingStore whose inner
+// store has one.
+type countingCAS struct{ c *countingStore }
+
+func (x countingCAS) CompareAndSet(ctx context.Context, id string, old []byte, rec session.Record) error {
+	x.c.cas.Add(1)
+	if x.c.fail.Load() {
 		return errInjected
 	}
-	return c.Store.(session.CompareAndSetter).CompareAndSet(ctx, id, old, rec)
+	return x.c.inner.(session.CompareAndSetter).CompareAndSet(ctx, id, old, rec)
+}
+
+// countingUsers passes the UserIndex of a countingStore's inner store
+// through.
+type countingUsers struct{ c *countingStore }
+
+func (x countingUsers) ListUser(ctx context.Context, user string) ([]session.UserRecord, error) {
+	return x.c.inner.(session.UserIndex).ListUser(ctx, user)
+}
+
+func (x countingUsers) DestroyUser(ctx context.Context, user, except string) (int, error) {
+	return x.c.inner.(session.UserIndex).DestroyUser(ctx, user, except)
+}
+
+// store returns c offering exactly the CompareAndSetter and UserIndex
+// abilities of its inner store.
+func (c *countingStore) store() session.Store {
+	_, cas := c.inner.(session.CompareAndSetter)
+	_, ui := c.inner.(session.UserIndex)
+	switch {
+	case cas && ui:
+		return struct {
+			session.Store
+			session.CompareAndSetter
+			session.UserIndex
+		}{c, countingCAS{c}, countingUsers{c}}
+	case cas:
+		return struct {
+			session.Store
+			session.CompareAndSetter
+		}{c, countingCAS{c}}
+	case ui:
+		return struct {
+			session.Store
+			session.UserIndex
+		}{c, countingUsers{c}}
+	}
+	return c
 }
 
 // writes is the number of calls that wrote data (Set or CompareAndSet).
@@ -98,8 +143,11 @@ func newApp(t *testing.T, store session.Store, opts session.Options) *app {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
-	cs := &countingStore{Store: store}
-	m, err := session.New(cs, opts)
+	if _, ok := lastWriterWins.Load(store); ok {
+		opts.AllowLastWriterWins = true
+	}
+	cs := &countingStore{inner: store}
+	m, err := session.New(cs.store(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +226,32 @@ func memStore(t testing.TB) *session.MemoryStore {
 	s := session.NewMemoryStore(session.MemoryOptions{})
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// fullStore is a store with every optional ability and the wrappers'
+// reporting interfaces, as the wrappers are over the built-in stores and
+// the fakes that have them all.
+type fullStore interface {
+	session.Store
+	session.CompareAndSetter
+	session.UserIndex
+	session.Counter
+	session.Cleaner
+	session.Pinger
+	session.Closer
+	session.StatsReporter
+	session.Componenter
+	session.Activer
+}
+
+// full returns s as a fullStore, failing t when s lacks an ability.
+func full(t testing.TB, s session.Store) fullStore {
+	t.Helper()
+	f, ok := s.(fullStore)
+	if !ok {
+		t.Fatalf("%T does not offer every ability", s)
+	}
+	return f
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -497,7 +497,7 @@ func TestStoreErrors(t *testing.T) {
 	}
 	// A custom error handler is used instead.
 	var got error
-	m, _ := session.New(a.store, session.Options{Keys: []session.KeyPair{testKey}, ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+	m, _ := session.New(a.m.Store(), session.Options{Keys: []session.KeyPair{testKey}, ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 		got = err
 		w.WriteHeader(599)
 	}})

@@ -13,25 +13,37 @@ import (
 // export however it likes (a /debug page, expvar, a metrics library of its
 // choice). Every field only ever grows.
 type Stats struct {
-	// Loads counts Get calls.
+	// Loads counts Get calls, and ListUser calls where the store is a
+	// [UserIndex].
 	Loads int64 `json:"loads"`
 	// Saves counts Set and CompareAndSet calls.
 	Saves int64 `json:"saves"`
 	// Touches counts Touch calls.
 	Touches int64 `json:"touches"`
-	// Destroys counts Destroy calls.
+	// Destroys counts Destroy calls, and DestroyUser calls where the store
+	// is a [UserIndex].
 	Destroys int64 `json:"destroys"`
 	// Errors counts calls that failed for a reason other than
 	// ErrNotFound, ErrConflict or the caller's own context ending.
 	Errors int64 `json:"errors"`
 	// Fallbacks counts calls that a backend other than the preferred one
-	// served: a [Tiered] read that the cache could not answer because it
-	// failed, a [Failover] call made while a secondary store is active.
+	// served: a tiered read ([NewTiered]) that the cache could not answer
+	// because it failed, a failover call ([NewFailover]) made while a
+	// secondary store is active.
 	Fallbacks int64 `json:"fallbacks"`
+	// CacheHits counts the reads a tiered store's cache answered; 0 for
+	// other stores.
+	CacheHits int64 `json:"cache_hits,omitempty"`
+	// CacheMisses counts the reads a tiered store sent to its source
+	// (fallbacks included); 0 for other stores.
+	CacheMisses int64 `json:"cache_misses,omitempty"`
+	// Moves counts how many times a failover store moved requests between
+	// its stores; 0 for other stores.
+	Moves int64 `json:"moves,omitempty"`
 }
 
 // StatsReporter is implemented by stores that count their operations:
-// [InstrumentedStore], [Tiered] and [Failover].
+// those returned by [Instrument], [NewTiered] and [NewFailover].
 type StatsReporter interface {
 	Stats() Stats
 }
@@ -102,115 +114,104 @@ func PublishStats(name string, r StatsReporter) error {
 	return nil
 }
 
-// InstrumentedStore counts the calls made to the store it wraps. It
-// implements every optional interface; a call to one the wrapped store
-// lacks returns an error wrapping [errors.ErrUnsupported].
-type InstrumentedStore struct {
+// Instrument returns s wrapped so that its calls are counted
+// ([StatsReporter]). The result offers exactly the optional abilities s
+// has among [CompareAndSetter], [UserIndex], [Counter] and [Cleaner]
+// (CompareAndSet counts as a save, ListUser as a load, DestroyUser as a
+// destroy), and always [Pinger] (a store that is not a Pinger is reachable while ctx is
+// live), [Closer] (closing s when s is a Closer), [Componenter] (the
+// components of s, or s itself as a required backend) and [Activer] (the
+// backend of s in use).
+func Instrument(s Store) Store {
+	return compose(&instrumented{inner: s}, abilitiesOf(s))
+}
+
+// instrumented is the implementation behind [Instrument].
+type instrumented struct {
 	inner    Store
 	counters Counters
 }
 
-// Instrument returns s wrapped so that its calls are counted. Close closes
-// s when s implements [Closer].
-func Instrument(s Store) *InstrumentedStore { return &InstrumentedStore{inner: s} }
-
-// Unwrap returns the wrapped store.
-func (s *InstrumentedStore) Unwrap() Store { return s.inner }
+func (s *instrumented) impl() any { return s }
 
 // Stats implements [StatsReporter].
-func (s *InstrumentedStore) Stats() Stats { return s.counters.Stats() }
+func (s *instrumented) Stats() Stats { return s.counters.Stats() }
 
-// Components implements [Componenter]: the wrapped store, required.
-func (s *InstrumentedStore) Components() []Component {
-	if c, ok := s.inner.(Componenter); ok {
-		return c.Components()
-	}
-	name, addr := describe(s.inner)
-	return []Component{{Name: name, Addr: addr, Store: s.inner, Required: true}}
-}
+// Components implements [Componenter]: the wrapped store's components, or
+// the wrapped store itself, required.
+func (s *instrumented) Components() []Component { return components(s.inner) }
 
-// Get implements [Store].
-func (s *InstrumentedStore) Get(ctx context.Context, id string) (Record, error) {
+// ActiveBackend implements [Activer]: the wrapped store's.
+func (s *instrumented) ActiveBackend() string { return activeBackend(s.inner) }
+
+func (s *instrumented) Get(ctx context.Context, id string) (Record, error) {
 	rec, err := s.inner.Get(ctx, id)
 	s.counters.count(ctx, opLoad, err)
 	return rec, err
 }
 
-// Set implements [Store].
-func (s *InstrumentedStore) Set(ctx context.Context, id string, rec Record) error {
+func (s *instrumented) Set(ctx context.Context, id string, rec Record) error {
 	err := s.inner.Set(ctx, id, rec)
 	s.counters.count(ctx, opSave, err)
 	return err
 }
 
-// Destroy implements [Store].
-func (s *InstrumentedStore) Destroy(ctx context.Context, id string) error {
+func (s *instrumented) Destroy(ctx context.Context, id string) error {
 	err := s.inner.Destroy(ctx, id)
 	s.counters.count(ctx, opDestroy, err)
 	return err
 }
 
-// Touch implements [Store].
-func (s *InstrumentedStore) Touch(ctx context.Context, id string, expires time.Time) error {
+func (s *instrumented) Touch(ctx context.Context, id string, expires time.Time) error {
 	err := s.inner.Touch(ctx, id, expires)
 	s.counters.count(ctx, opTouch, err)
 	return err
 }
 
-// CompareAndSet implements [CompareAndSetter].
-func (s *InstrumentedStore) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
-	c, ok := s.inner.(CompareAndSetter)
-	if !ok {
-		return unsupported(s.inner, "CompareAndSet")
-	}
-	err := c.CompareAndSet(ctx, id, old, rec)
+// CompareAndSet is offered only when the wrapped store is a
+// [CompareAndSetter].
+func (s *instrumented) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	err := s.inner.(CompareAndSetter).CompareAndSet(ctx, id, old, rec)
 	s.counters.count(ctx, opSave, err)
 	return err
 }
 
-// Count implements [Counter].
-func (s *InstrumentedStore) Count(ctx context.Context) (int64, error) { return count(ctx, s.inner) }
-
-// DeleteExpired implements [Cleaner].
-func (s *InstrumentedStore) DeleteExpired(ctx context.Context) (int64, error) {
-	return deleteExpired(ctx, s.inner)
+// ListUser is offered only when the wrapped store is a [UserIndex].
+func (s *instrumented) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+	out, err := s.inner.(UserIndex).ListUser(ctx, userID)
+	s.counters.count(ctx, opLoad, err)
+	return out, err
 }
 
-// Ping implements [Pinger]. A wrapped store that is not a Pinger is
-// reachable whenever ctx is live.
-func (s *InstrumentedStore) Ping(ctx context.Context) error { return ping(ctx, s.inner) }
+// DestroyUser is offered only when the wrapped store is a [UserIndex].
+func (s *instrumented) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+	n, err := s.inner.(UserIndex).DestroyUser(ctx, userID, except)
+	s.counters.count(ctx, opDestroy, err)
+	return n, err
+}
 
-// Close implements [Closer] by closing the wrapped store.
-func (s *InstrumentedStore) Close() error {
+// Count is offered only when the wrapped store is a [Counter].
+func (s *instrumented) Count(ctx context.Context) (int64, error) {
+	return s.inner.(Counter).Count(ctx)
+}
+
+// DeleteExpired is offered only when the wrapped store is a [Cleaner].
+func (s *instrumented) DeleteExpired(ctx context.Context) (int64, error) {
+	return s.inner.(Cleaner).DeleteExpired(ctx)
+}
+
+func (s *instrumented) Ping(ctx context.Context) error { return ping(ctx, s.inner) }
+
+// Close closes the wrapped store when it is a [Closer].
+func (s *instrumented) Close() error {
 	if c, ok := s.inner.(Closer); ok {
 		return c.Close()
 	}
 	return nil
 }
 
-func unsupported(s Store, method string) error {
-	return fmt.Errorf("session: %T has no %s: %w", s, method, errors.ErrUnsupported)
-}
-
-// count counts s when it is a Counter; wrappers delegate to it.
-func count(ctx context.Context, s Store) (int64, error) {
-	c, ok := s.(Counter)
-	if !ok {
-		return 0, unsupported(s, "Count")
-	}
-	return c.Count(ctx)
-}
-
-// deleteExpired cleans s when it is a Cleaner; wrappers delegate to it.
-func deleteExpired(ctx context.Context, s Store) (int64, error) {
-	c, ok := s.(Cleaner)
-	if !ok {
-		return 0, unsupported(s, "DeleteExpired")
-	}
-	return c.DeleteExpired(ctx)
-}
-
-// ping pings s when it is a Pinger; any other store counts as reachable.
+// ping pings s when it is a Pinger; any other store counts as reachable
+// while ctx is live.
 func ping(ctx context.Context, s Store) error {
 	if p, ok := s.(Pinger); ok {
 		return p.Ping(ctx)

@@ -2,7 +2,6 @@ package session_test
 
 import (
 	"encoding/json"
-	"errors"
 	"expvar"
 	"testing"
 	"time"
@@ -19,7 +18,7 @@ func TestInstrumentedConformance(t *testing.T) {
 
 func TestInstrumentCounts(t *testing.T) {
 	f := newFlaky(t)
-	s := session.Instrument(f)
+	s := full(t, session.Instrument(f))
 	c := tctx(t)
 	s.Set(c, "a", rec("x", time.Hour))
 	s.CompareAndSet(c, "a", []byte("x"), rec("y", time.Hour))
@@ -45,16 +44,3 @@ func TestInstrumentCounts(t *testing.T) {
 		t.Fatalf("expvar = %+v, %v", got, err)
 	}
 }
-
-func TestInstrumentUnsupported(t *testing.T) {
-	s := session.Instrument(plainStore{})
-	if err := s.CompareAndSet(tctx(t), "a", nil, rec("x", time.Hour)); !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("CompareAndSet on a plain store = %v", err)
-	}
-	if _, err := s.Count(tctx(t)); !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("Count on a plain store = %v", err)
-	}
-}
-
-// plainStore implements nothing but Store.
-type plainStore struct{ session.Store }

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// TieredOptions configures a [Tiered] store. The zero value is ready to
-// use.
+// TieredOptions configures a tiered store ([NewTiered]). The zero value
+// is ready to use.
 type TieredOptions struct {
 	// CacheTimeout bounds every call to the cache, so that a hung cache
 	// (a Redis that accepts connections but never answers) costs a request
@@ -47,34 +47,8 @@ type TieredOptions struct {
 	Logger *slog.Logger
 }
 
-// Tiered is a [Store] that keeps a cache (Redis) in front of a source of
-// truth (Postgres), like Django's cached_db sessions:
-//
-//   - writes (Set, Touch, Destroy, CompareAndSet) go to the source first
-//     and fail when it fails; then the cache is updated, or invalidated
-//     when updating it is not safe;
-//   - reads hit the cache and fall back to the source on a miss or a cache
-//     error, copying the record into the cache.
-//
-// A cache that fails or hangs loses no session and fails no request: each
-// cache call is bounded by CacheTimeout, after a failure the cache is
-// skipped for RetryInterval, and the ids written meanwhile are remembered
-// so that stale copies are never served when the cache is back. With the
-// source down, reads that hit the cache still succeed and writes fail.
-//
-// A Tiered store is a [UserIndex] when its source is: a user's sessions
-// are listed and revoked on the source, and the cached copy of each
-// revoked one is tombstoned like a Destroy (see [Tiered.DestroyUser]).
-//
-// Limits: the ids whose cache write failed are remembered per process. A
-// cache that only one process of several could not reach may keep serving
-// that process's old copy to the others until the id is written again,
-// read by that process (a read of a destroyed id buries its copy), or the
-// copy expires. As in any cache-aside scheme, a read that races with
-// a plain Set of the same id may leave the older copy in the cache until
-// the next write; CompareAndSet (which the middleware uses) detects such a
-// copy and evicts it.
-type Tiered struct {
+// tiered is the implementation behind [NewTiered].
+type tiered struct {
 	cache, source Store
 	casCache      CompareAndSetter // nil when the cache cannot compare
 	opts          TieredOptions
@@ -95,11 +69,54 @@ type Tiered struct {
 // the source.
 var tombstone = []byte("\x00sessionkit/session:tombstone\x00")
 
-// NewTiered returns a Tiered store with cache in front of source. Both
-// stay the caller's: Close does not close them. The cache should be a
-// [CompareAndSetter] (a [RedisStore] is): without it a copy can only be
-// invalidated, not refilled safely, so every read misses.
-func NewTiered(cache, source Store, opts TieredOptions) (*Tiered, error) {
+// NewTiered returns a [Store] that keeps a cache (Redis) in front of a
+// source of truth (Postgres), like Django's cached_db sessions:
+//
+//   - writes (Set, Touch, Destroy, CompareAndSet) go to the source first
+//     and fail when it fails; then the cache is updated, or invalidated
+//     when updating it is not safe;
+//   - reads hit the cache and fall back to the source on a miss or a cache
+//     error, copying the record into the cache.
+//
+// A cache that fails or hangs loses no session and fails no request: each
+// cache call is bounded by CacheTimeout, after a failure the cache is
+// skipped for RetryInterval, and the ids written meanwhile are remembered
+// so that stale copies are never served when the cache is back. With the
+// source down, reads that hit the cache still succeed and writes fail.
+//
+// The store offers exactly the optional abilities its source has:
+//
+//   - [CompareAndSetter]: the comparison runs on the source; the cached
+//     copy is then moved from old to new by a compare-and-set of its own,
+//     or evicted when the cache cannot compare or holds something else;
+//   - [UserIndex]: a user's sessions are listed and revoked on the
+//     source, and the cached copy of each revoked one is tombstoned like a
+//     Destroy, so that none is served afterwards;
+//   - [Counter] and [Cleaner]: on the source (a cache such as Redis
+//     expires its copies by itself);
+//
+// and always [Pinger] (reachable when the source is, whatever the cache;
+// a source that is not a Pinger counts as reachable while ctx is live),
+// [Closer] (a no-op: it runs no goroutine and does not own its stores),
+// [StatsReporter] (Fallbacks counts reads the cache could not answer
+// because it failed, was skipped or could not be trusted; CacheHits and
+// CacheMisses count reads answered by the cache and by the source),
+// [Componenter] (the cache, not required, and the source, required) and
+// [Activer] (the source).
+//
+// Limits: the ids whose cache write failed are remembered per process. A
+// cache that only one process of several could not reach may keep serving
+// that process's old copy to the others until the id is written again,
+// read by that process (a read of a destroyed id buries its copy), or the
+// copy expires. As in any cache-aside scheme, a read that races with
+// a plain Set of the same id may leave the older copy in the cache until
+// the next write; CompareAndSet (which the middleware uses) detects such a
+// copy and evicts it.
+//
+// Both stores stay the caller's: Close does not close them. The cache
+// should be a [CompareAndSetter] (a [RedisStore] is): without it a copy
+// can only be invalidated, not refilled safely, so every read misses.
+func NewTiered(cache, source Store, opts TieredOptions) (Store, error) {
 	if cache == nil || source == nil {
 		return nil, errors.New("session: NewTiered: cache and source must not be nil")
 	}
@@ -121,37 +138,42 @@ func NewTiered(cache, source Store, opts TieredOptions) (*Tiered, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	t := &Tiered{cache: cache, source: source, opts: opts, logger: opts.Logger, pending: map[string]struct{}{}}
+	t := &tiered{cache: cache, source: source, opts: opts, logger: opts.Logger, pending: map[string]struct{}{}}
 	t.casCache, _ = cache.(CompareAndSetter)
 	cn, ca := describe(cache)
 	sn, sa := describe(source)
 	t.comps = []Component{{Name: cn, Addr: ca, Store: cache}, {Name: sn, Addr: sa, Store: source, Required: true}}
 	uniqueNames(t.comps)
-	return t, nil
+	return compose(t, abilitiesOf(source)), nil
 }
+
+func (t *tiered) impl() any { return t }
 
 // Components implements [Componenter]: the cache (not required) and the
 // source (required).
-func (t *Tiered) Components() []Component { return append([]Component(nil), t.comps...) }
+func (t *tiered) Components() []Component { return append([]Component(nil), t.comps...) }
 
-// Stats implements [StatsReporter]. Fallbacks counts reads the cache could
-// not answer because it failed, was skipped or could not be trusted.
-func (t *Tiered) Stats() Stats { return t.counters.Stats() }
+// ActiveBackend implements [Activer]: the source, which every write and
+// every read the cache cannot answer goes to.
+func (t *tiered) ActiveBackend() string { return t.comps[1].Name }
 
-// CacheStats reports how many reads the cache answered (hits) and how many
-// went to the source (misses, fallbacks included).
-func (t *Tiered) CacheStats() (hits, misses int64) { return t.hits.Load(), t.misses.Load() }
+// Stats implements [StatsReporter].
+func (t *tiered) Stats() Stats {
+	st := t.counters.Stats()
+	st.CacheHits, st.CacheMisses = t.hits.Load(), t.misses.Load()
+	return st
+}
 
-// CacheUp reports whether the cache is in use: it has not failed within
+// cacheUp reports whether the cache is in use: it has not failed within
 // RetryInterval and has not been given up on (MaxPending).
-func (t *Tiered) CacheUp() bool {
+func (t *tiered) cacheUp() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return !t.untrusted && t.downUntil.Load() == 0
 }
 
 // cacheUsable reports whether a cache call should be tried now.
-func (t *Tiered) cacheUsable() bool {
+func (t *tiered) cacheUsable() bool {
 	d := t.downUntil.Load()
 	return d == 0 || time.Now().UnixNano() >= d
 }
@@ -159,7 +181,7 @@ func (t *Tiered) cacheUsable() bool {
 // cacheCall runs fn on the cache bounded by CacheTimeout, and records the
 // cache as failed when fn fails for a reason other than a store answer or
 // the caller's own context.
-func (t *Tiered) cacheCall(ctx context.Context, fn func(ctx context.Context) error) error {
+func (t *tiered) cacheCall(ctx context.Context, fn func(ctx context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, t.opts.CacheTimeout)
 	defer cancel()
 	err := fn(cctx)
@@ -177,14 +199,14 @@ func (t *Tiered) cacheCall(ctx context.Context, fn func(ctx context.Context) err
 	return err
 }
 
-func (t *Tiered) isPending(id string) bool {
+func (t *tiered) isPending(id string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_, ok := t.pending[id]
 	return ok || t.untrusted
 }
 
-func (t *Tiered) markPending(id string) {
+func (t *tiered) markPending(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.untrusted {
@@ -199,7 +221,7 @@ func (t *Tiered) markPending(id string) {
 	t.pending[id] = struct{}{}
 }
 
-func (t *Tiered) clearPending(id string) {
+func (t *tiered) clearPending(id string) {
 	t.mu.Lock()
 	delete(t.pending, id)
 	t.mu.Unlock()
@@ -208,7 +230,7 @@ func (t *Tiered) clearPending(id string) {
 // syncCache applies fn to the cache after a successful write to the
 // source. When the cache cannot be written, id is remembered so that its
 // possibly stale copy is not read.
-func (t *Tiered) syncCache(ctx context.Context, id string, fn func(ctx context.Context) error) {
+func (t *tiered) syncCache(ctx context.Context, id string, fn func(ctx context.Context) error) {
 	if !t.cacheUsable() {
 		t.markPending(id)
 		return
@@ -221,7 +243,7 @@ func (t *Tiered) syncCache(ctx context.Context, id string, fn func(ctx context.C
 }
 
 // Get implements [Store].
-func (t *Tiered) Get(ctx context.Context, id string) (Record, error) {
+func (t *tiered) Get(ctx context.Context, id string) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
@@ -230,7 +252,7 @@ func (t *Tiered) Get(ctx context.Context, id string) (Record, error) {
 	return rec, err
 }
 
-func (t *Tiered) get(ctx context.Context, id string) (Record, error) {
+func (t *tiered) get(ctx context.Context, id string) (Record, error) {
 	pending := t.isPending(id)
 	refill := t.casCache != nil && t.cacheUsable()
 	if !pending && t.cacheUsable() {
@@ -279,7 +301,7 @@ func (t *Tiered) get(ctx context.Context, id string) (Record, error) {
 }
 
 // Set implements [Store]: the source, then the cache.
-func (t *Tiered) Set(ctx context.Context, id string, rec Record) error {
+func (t *tiered) Set(ctx context.Context, id string, rec Record) error {
 	err := t.source.Set(ctx, id, rec)
 	t.counters.count(ctx, opSave, err)
 	if err != nil {
@@ -294,12 +316,12 @@ func (t *Tiered) Set(ctx context.Context, id string, rec Record) error {
 }
 
 // bury replaces the cached copy of a destroyed id with a tombstone.
-func (t *Tiered) bury(ctx context.Context, id string) error {
+func (t *tiered) bury(ctx context.Context, id string) error {
 	return t.cache.Set(ctx, id, Record{Data: tombstone, Expires: time.Now().Add(t.opts.TombstoneTTL)})
 }
 
 // Destroy implements [Store]: the source, then the cache (a tombstone).
-func (t *Tiered) Destroy(ctx context.Context, id string) error {
+func (t *tiered) Destroy(ctx context.Context, id string) error {
 	err := t.source.Destroy(ctx, id)
 	t.counters.count(ctx, opDestroy, err)
 	if err != nil {
@@ -310,7 +332,7 @@ func (t *Tiered) Destroy(ctx context.Context, id string) error {
 }
 
 // Touch implements [Store]: the source, then the cached copy's expiry.
-func (t *Tiered) Touch(ctx context.Context, id string, expires time.Time) error {
+func (t *tiered) Touch(ctx context.Context, id string, expires time.Time) error {
 	err := t.source.Touch(ctx, id, expires)
 	t.counters.count(ctx, opTouch, err)
 	if err != nil {
@@ -327,18 +349,15 @@ func (t *Tiered) Touch(ctx context.Context, id string, expires time.Time) error 
 	return nil
 }
 
-// CompareAndSet implements [CompareAndSetter]. The comparison runs on the
+// CompareAndSet is offered only when the source is a [CompareAndSetter].
+// The comparison runs on the
 // source, the source of truth. When it holds, the cached copy is moved
 // from old to rec by a compare-and-set of its own, or evicted when it
 // does not hold old (another writer got there first, or it was not
 // cached). When it does not hold, the cached copy is evicted, since the
 // caller may have read a stale one: its retry reads the source.
-func (t *Tiered) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
-	cas, ok := t.source.(CompareAndSetter)
-	if !ok {
-		return unsupported(t.source, "CompareAndSet")
-	}
-	err := cas.CompareAndSet(ctx, id, old, rec)
+func (t *tiered) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+	err := t.source.(CompareAndSetter).CompareAndSet(ctx, id, old, rec)
 	t.counters.count(ctx, opSave, err)
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -380,16 +399,13 @@ type batchSetter interface {
 // each stays within CacheTimeout.
 const buryBatch = 1000
 
-// ListUser implements [UserIndex] on the source, the source of truth.
-func (t *Tiered) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
-	ui, ok := t.source.(UserIndex)
-	if !ok {
-		return nil, unsupported(t.source, "ListUser")
-	}
-	return ui.ListUser(ctx, userID)
+// ListUser is offered only when the source is a [UserIndex]; it lists on
+// the source, the source of truth.
+func (t *tiered) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
+	return t.source.(UserIndex).ListUser(ctx, userID)
 }
 
-// DestroyUser implements [UserIndex]: the user's records are deleted from
+// DestroyUser is offered only when the source is a [UserIndex]. The user's records are deleted from
 // the source, then the cached copy of every deleted id is replaced by a
 // tombstone, as Destroy does, so that no copy is served afterwards and a
 // read racing with the revocation cannot copy one back. With the cache
@@ -401,7 +417,7 @@ func (t *Tiered) ListUser(ctx context.Context, userID string) ([]UserRecord, err
 // with another source they are the ones it listed before the delete plus
 // those the cache lists for the user, which covers logins racing the
 // revocation when the cache indexes users (a [RedisStore] does).
-func (t *Tiered) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+func (t *tiered) DestroyUser(ctx context.Context, userID, except string) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -421,11 +437,8 @@ func (t *Tiered) DestroyUser(ctx context.Context, userID, except string) (int, e
 
 // revokeListed is DestroyUser on a source that does not return the ids
 // it deleted.
-func (t *Tiered) revokeListed(ctx context.Context, userID, except string) ([]string, int, error) {
-	ui, ok := t.source.(UserIndex)
-	if !ok {
-		return nil, 0, unsupported(t.source, "DestroyUser")
-	}
+func (t *tiered) revokeListed(ctx context.Context, userID, except string) ([]string, int, error) {
+	ui := t.source.(UserIndex)
 	listed, err := ui.ListUser(ctx, userID)
 	if err != nil {
 		return nil, 0, err
@@ -456,7 +469,7 @@ func (t *Tiered) revokeListed(ctx context.Context, userID, except string) ([]str
 
 // buryMany tombstones ids in the cache, in batches; the ids of a batch
 // that fails (and of those after it) are remembered as pending.
-func (t *Tiered) buryMany(ctx context.Context, ids []string) {
+func (t *tiered) buryMany(ctx context.Context, ids []string) {
 	for len(ids) > 0 {
 		if !t.cacheUsable() {
 			break
@@ -487,24 +500,24 @@ func (t *Tiered) buryMany(ctx context.Context, ids []string) {
 	}
 }
 
-// Count implements [Counter] by counting the source.
-func (t *Tiered) Count(ctx context.Context) (int64, error) { return count(ctx, t.source) }
+// Count is offered only when the source is a [Counter], and counts it.
+func (t *tiered) Count(ctx context.Context) (int64, error) { return t.source.(Counter).Count(ctx) }
 
-// DeleteExpired implements [Cleaner] on the source (a cache such as Redis
-// expires its copies by itself).
-func (t *Tiered) DeleteExpired(ctx context.Context) (int64, error) {
-	return deleteExpired(ctx, t.source)
+// DeleteExpired is offered only when the source is a [Cleaner], and
+// cleans it (a cache such as Redis expires its copies by itself).
+func (t *tiered) DeleteExpired(ctx context.Context) (int64, error) {
+	return t.source.(Cleaner).DeleteExpired(ctx)
 }
 
 // Ping implements [Pinger]: the store is reachable when its source is,
 // whatever the cache.
-func (t *Tiered) Ping(ctx context.Context) error { return ping(ctx, t.source) }
+func (t *tiered) Ping(ctx context.Context) error { return ping(ctx, t.source) }
 
-// Close implements [Closer]. A Tiered store runs no goroutine and does not
+// Close implements [Closer]. A tiered store runs no goroutine and does not
 // own its cache and source, so Close does nothing.
-func (t *Tiered) Close() error { return nil }
+func (t *tiered) Close() error { return nil }
 
 // String describes the store for logs.
-func (t *Tiered) String() string {
+func (t *tiered) String() string {
 	return fmt.Sprintf("tiered(%s over %s)", t.comps[0].Name, t.comps[1].Name)
 }

@@ -17,22 +17,7 @@ import (
 	"github.com/sessionkit/session"
 )
 
-// userStore is a countingStore that passes UserIndex through.
-type userStore struct {
-	*countingStore
-	ui session.UserIndex
-}
-
-func (u userStore) ListUser(ctx context.Context, user string) ([]session.UserRecord, error) {
-	return u.ui.ListUser(ctx, user)
-}
-
-func (u userStore) DestroyUser(ctx context.Context, user, except string) (int, error) {
-	return u.ui.DestroyUser(ctx, user, except)
-}
-
-// newUserApp is newApp with a store that keeps its UserIndex, and the
-// user routes: /login?user=U binds, /me reads, /devices lists,
+// newUserApp is newApp with the user routes: /login?user=U binds, /me reads, /devices lists,
 // /signout-others, /signout-all and /signout-one?h=H revoke.
 func newUserApp(t *testing.T, store session.Store, opts session.Options) *app {
 	t.Helper()
@@ -40,8 +25,11 @@ func newUserApp(t *testing.T, store session.Store, opts session.Options) *app {
 		opts.Keys = []session.KeyPair{testKey}
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
-	cs := &countingStore{Store: store}
-	m, err := session.New(userStore{cs, store.(session.UserIndex)}, opts)
+	if _, ok := lastWriterWins.Load(store); ok {
+		opts.AllowLastWriterWins = true
+	}
+	cs := &countingStore{inner: store}
+	m, err := session.New(cs.store(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestTieredRevokeWhileCacheDown(t *testing.T) {
 	if err != nil || n != len(revoked) {
 		t.Fatalf("DestroyUser with Redis down = %d, %v; want %d, nil", n, err, len(revoked))
 	}
-	if ts.CacheUp() {
+	if session.CacheUp(ts) {
 		t.Fatal("CacheUp with Redis killed")
 	}
 
@@ -84,7 +84,7 @@ func TestTieredRevokeWhileCacheDown(t *testing.T) {
 			}
 		}
 	}
-	if !ts.CacheUp() {
+	if !session.CacheUp(ts) {
 		t.Fatal("cache not back in use")
 	}
 	if recs, err := ts.ListUser(c, "u"); err != nil || len(recs) != 1 || recs[0].ID != "u-current" {
@@ -144,7 +144,7 @@ func TestFailoverRevokeDuringOutage(t *testing.T) {
 	primary.set(modeDown)
 	eventually(t, 3*time.Second, "requests on the secondary", func() bool {
 		f.Get(c, "p1")
-		return f.Active() == 1
+		return session.ActiveIndex(f) == 1
 	})
 	mustDo(t, f.Set(c, "s1", boundRec("s", "u", time.Hour)))
 	mustDo(t, f.Set(c, "cur", boundRec("s", "u", time.Hour)))
@@ -153,7 +153,7 @@ func TestFailoverRevokeDuringOutage(t *testing.T) {
 	}
 
 	primary.set(modeUp)
-	eventually(t, 5*time.Second, "back on the primary, reconciled", func() bool { return f.Active() == 0 && f.Reconciling() == 0 })
+	eventually(t, 5*time.Second, "back on the primary, reconciled", func() bool { return session.ActiveIndex(f) == 0 && session.Reconciling(f) == 0 })
 	for _, id := range []string{"p1", "p2", "s1"} {
 		if got, err := f.Get(c, id); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("revoked %s came back: %q, %v", id, got.Data, err)
@@ -189,15 +189,15 @@ func TestFailoverRevokeWhileReconciling(t *testing.T) {
 	// s1 and s2 wait to be reconciled.
 	secondary.hold.Store(true)
 	primary.set(modeUp)
-	eventually(t, 5*time.Second, "back on the primary", func() bool { return f.Active() == 0 })
-	if f.Reconciling() != 2 {
-		t.Fatalf("Reconciling = %d, want 2 (carries held)", f.Reconciling())
+	eventually(t, 5*time.Second, "back on the primary", func() bool { return session.ActiveIndex(f) == 0 })
+	if n := session.Reconciling(f); n != 2 {
+		t.Fatalf("Reconciling = %d, want 2 (carries held)", n)
 	}
 	if _, err := f.DestroyUser(c, "u", ""); err != nil {
 		t.Fatalf("DestroyUser while reconciling: %v", err)
 	}
 	secondary.hold.Store(false)
-	eventually(t, 5*time.Second, "reconciled", func() bool { return f.Reconciling() == 0 })
+	eventually(t, 5*time.Second, "reconciled", func() bool { return session.Reconciling(f) == 0 })
 	for _, id := range []string{"s1", "s2"} {
 		if got, err := primary.MemoryStore.Get(c, id); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("revoked %s carried back into the primary: %q, %v", id, got.Data, err)
