@@ -59,7 +59,7 @@ func abilitiesOf(s session.Store) int {
 // or Closer (the memory store runs no goroutine, and is closed when t
 // ends).
 func fakeStore(t testing.TB, mask int) session.Store {
-	m := session.NewMemoryStore(session.MemoryOptions{CleanupInterval: -1})
+	m := session.NewMemoryStore(session.MemoryOptions{DisableCleanup: true})
 	t.Cleanup(func() { m.Close() })
 	type (
 		S = session.Store

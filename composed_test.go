@@ -266,3 +266,18 @@ func TestComposedConformance(t *testing.T) {
 		sessiontest.Run(t, func(t *testing.T) session.Store { return c.new(t, true) })
 	})
 }
+
+// TestComposedHardening runs the race and exactness suites (a logout or
+// revocation against a renew in flight, a cancelled request context,
+// exactly-once Pop, the user id rule, 50 concurrent increments of one key)
+// over every composed store; those that cannot compare and set run the
+// part that does not depend on it.
+func TestComposedHardening(t *testing.T) {
+	forEachComposed(t, func(t *testing.T, c composedStore) {
+		store := c.new(t, false)
+		acceptLastWriterWins(t, store)
+		newStore := func(testing.TB) session.Store { return store }
+		hardeningSuite(t, newStore)
+		t.Run("SameKeyIncrements", func(t *testing.T) { exactSuite(t, newStore) })
+	})
+}
