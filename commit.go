@@ -237,6 +237,9 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			s.stored = rec.Data
 		}
 		p, err := m.codec.Decode(base)
+		if _, shared := m.codec.(sharedCodec); err != nil && shared {
+			return false, err // another program's record: never overwritten
+		}
 		if err != nil {
 			p = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
 		}
