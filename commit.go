@@ -57,6 +57,11 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 		m.sendToken(w, r, s, false, exp, now)
 	case out == emptied:
 		m.expireToken(w, r, s)
+	case s.fromClient && s.value == "" && s.stored != nil && !s.gone:
+		// The client's value verified with an older key (rotate): it
+		// is re-signed on this response, not only on the next write or
+		// touch, so that retiring the key logs nobody out.
+		m.sendToken(w, r, s, s.p.Transient, s.expires, now)
 	}
 	privateCache(h, s.sentToken)
 	return nil
