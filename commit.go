@@ -57,6 +57,11 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 		m.sendToken(w, r, s, false, exp, now)
 	case out == emptied:
 		m.expireToken(w, r, s)
+	case s.fromClient && s.value == "" && s.stored != nil && !s.gone:
+		// The client's value verified with an older key (rotate): it
+		// is re-signed on this response, not only on the next write or
+		// touch, so that retiring the key logs nobody out.
+		m.sendToken(w, r, s, s.p.Transient, s.expires, now)
 	}
 	privateCache(h, s.sentToken)
 	return nil
@@ -237,6 +242,9 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			s.stored = rec.Data
 		}
 		p, err := m.codec.Decode(base)
+		if _, shared := m.codec.(sharedCodec); err != nil && shared {
+			return false, err // another program's record: never overwritten
+		}
 		if err != nil {
 			p = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
 		}

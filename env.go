@@ -82,6 +82,13 @@ type Config struct {
 	// Timeout bounds each backend's startup check. The default (0) is
 	// three seconds; a negative value is an error.
 	Timeout time.Duration
+
+	// CookieName is SESSION_COOKIE_NAME, "" for the Manager's default.
+	CookieName string
+	// TableLayout is SESSION_TABLE_LAYOUT: "" for the package's own
+	// layout, or LayoutConnectPgSimple or LayoutPrisma for the
+	// express-session mode ([OpenExpressStore], [NewExpress]).
+	TableLayout string
 }
 
 // ConfigFromEnv reads the configuration from the process environment:
@@ -104,6 +111,11 @@ type Config struct {
 //	SESSION_TABLE                Postgres table, default sessions
 //	SESSION_REDIS_PREFIX         Redis key prefix, default session:
 //	SESSION_BACKEND_TIMEOUT      startup check per backend, default 3s (also for 0)
+//	SESSION_COOKIE_NAME          cookie name (default: the Manager's)
+//	SESSION_TABLE_LAYOUT         connect-pg-simple or prisma: the express-session
+//	                               mode; SESSION_TABLE then defaults to session,
+//	                               SESSION_REDIS_PREFIX to sess:, and secrets may
+//	                               be short (NewExpress warns)
 //
 // Everything is validated now: a malformed URL, an unknown mode, a bad
 // boolean or a missing or short secret in production is an error that
@@ -177,6 +189,20 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 
+	c.TableLayout = strings.ToLower(get("SESSION_TABLE_LAYOUT"))
+	switch c.TableLayout {
+	case "", LayoutConnectPgSimple, LayoutPrisma:
+	default:
+		bad("SESSION_TABLE_LAYOUT=%q: want %s or %s", c.TableLayout, LayoutConnectPgSimple, LayoutPrisma)
+	}
+	express := c.TableLayout != "" // express-session's secrets are verbatim, of any length
+	c.CookieName = get("SESSION_COOKIE_NAME")
+	if c.CookieName != "" {
+		if err := checkCookieName(c.CookieName); err != nil {
+			bad("SESSION_COOKIE_NAME: %v", strings.TrimPrefix(err.Error(), "session: "))
+		}
+	}
+
 	// Secret, cookie.
 	if s, ok := lookup("SESSION_SECRET"); ok && s != "" {
 		c.Secret = Secret(s)
@@ -184,13 +210,13 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	switch {
 	case c.Production && len(c.Secret) == 0:
 		bad("SESSION_SECRET is required in production (at least %d bytes, e.g. openssl rand -base64 48)", MinSecretLen)
-	case c.Production && len(c.Secret) < MinSecretLen:
+	case c.Production && len(c.Secret) < MinSecretLen && !express:
 		bad("SESSION_SECRET is %d bytes; production needs at least %d", len(c.Secret), MinSecretLen)
 	}
 	if s, ok := lookup("SESSION_SECRET_PREVIOUS"); ok && s != "" {
 		for i, p := range strings.Split(s, ",") {
 			p = strings.TrimSpace(p)
-			if len(p) < MinSecretLen {
+			if len(p) < MinSecretLen && !(express && p != "") {
 				bad("SESSION_SECRET_PREVIOUS: secret %d is %d bytes; want at least %d", i+1, len(p), MinSecretLen)
 				continue
 			}
@@ -222,9 +248,15 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	default:
 		bad("SESSION_BACKEND=%q: want select, tiered or failover", c.Mode)
 	}
+	if express && c.Mode != ModeSelect {
+		bad("SESSION_BACKEND=%s is not available with SESSION_TABLE_LAYOUT (the express-session mode runs on one store: Redis if configured, else Postgres)", c.Mode)
+	}
 	c.Table = get("SESSION_TABLE")
 	if c.Table == "" {
 		c.Table = "sessions"
+		if express {
+			c.Table = "session"
+		}
 	}
 	if _, err := checkTable(c.Table); err != nil {
 		bad("SESSION_TABLE: %v", strings.TrimPrefix(err.Error(), "session: "))
@@ -232,6 +264,9 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.RedisPrefix = get("SESSION_REDIS_PREFIX")
 	if c.RedisPrefix == "" {
 		c.RedisPrefix = "session:"
+		if express {
+			c.RedisPrefix = "sess:"
+		}
 	}
 	c.Timeout = 3 * time.Second
 	if v := get("SESSION_BACKEND_TIMEOUT"); v != "" {
@@ -281,8 +316,8 @@ func (c Config) String() string {
 		}
 		return RedactURL(s)
 	}
-	return fmt.Sprintf("session.Config{Env:%q Production:%v Redis:%q Database:%q Direct:%q Secret:%d bytes CookieDomain:%q ForcePersistent:%v AllowMemory:%v Mode:%s Table:%s RedisPrefix:%q Timeout:%v}",
-		c.Env, c.Production, redact(c.RedisURL), redact(c.DatabaseURL), redact(c.DirectURL), len(c.Secret), c.CookieDomain, c.ForcePersistent, c.AllowMemory, c.Mode, c.Table, c.RedisPrefix, c.Timeout)
+	return fmt.Sprintf("session.Config{Env:%q Production:%v Redis:%q Database:%q Direct:%q Secret:%d bytes CookieDomain:%q ForcePersistent:%v AllowMemory:%v Mode:%s Table:%s RedisPrefix:%q Timeout:%v CookieName:%q TableLayout:%q}",
+		c.Env, c.Production, redact(c.RedisURL), redact(c.DatabaseURL), redact(c.DirectURL), len(c.Secret), c.CookieDomain, c.ForcePersistent, c.AllowMemory, c.Mode, c.Table, c.RedisPrefix, c.Timeout, c.CookieName, c.TableLayout)
 }
 
 // GoString is String, so that %#v does not print passwords either.

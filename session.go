@@ -136,6 +136,13 @@ func (s *Session) load() error {
 	} else {
 		p, err = s.m.codec.Decode(rec.Data)
 	}
+	if _, shared := s.m.codec.(sharedCodec); err != nil && shared {
+		// Another program's record (see NewExpress): never destroyed
+		// or overwritten by a request that cannot read it.
+		s.loadErr = err
+		s.p.Values = map[string]any{}
+		return err
+	}
 	if err != nil {
 		// Garbage in the store must not become a 500 on every request:
 		// drop the record and start over.
@@ -210,7 +217,11 @@ func (s *Session) fresh() {
 // newToken gives the session a new random token (and so a new id), to be
 // sent to the client. Callers hold s.mu.
 func (s *Session) newToken() {
-	s.token = newToken()
+	if tm, ok := s.m.tokens.(tokenMaker); ok {
+		s.token = tm.newToken() // a token of the codec's own shape (express sids)
+	} else {
+		s.token = newToken()
+	}
 	s.id = s.m.hasher.StoreID(s.token)
 	s.value = ""
 	s.issue = true
@@ -560,12 +571,17 @@ func (s *Session) RememberMe(remember bool) error {
 
 // ID returns the session's id as the store knows it (a hash of the
 // client's token, not the token): safe to show, log or use as a handle.
-// It loads the session, and is "" if that failed.
+// Where the store's id is the token itself (the express-session mode), it
+// is a hash of it instead. It loads the session, and is "" if that
+// failed.
 func (s *Session) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.load() != nil {
 		return ""
+	}
+	if h, ok := s.m.hasher.(idHider); ok {
+		return h.publicID(s.id)
 	}
 	return s.id
 }

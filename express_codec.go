@@ -1,0 +1,200 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// expressCodec reads and writes a session as express-session stores it:
+// one JSON object with the app's keys at the top level and a "cookie"
+// object, e.g.
+//
+//	{"cookie":{"originalMaxAge":86400000,"expires":"2026-11-30T06:59:51.886Z","httpOnly":true,"path":"/","sameSite":"lax"},"user":"alice","n":1}
+//
+// The cookie object is handed to handlers as the value of "cookie" (an
+// [ExpressCookie]) and written back with every attribute and unknown key
+// it had, its originalMaxAge and expires set from the Manager's idle
+// timeout; a session Go creates gets one made from the Manager's cookie
+// options. A handler cannot replace it: a "cookie" value of any other
+// type fails the save. A record without a cookie object, or that is not a
+// JSON object, does not decode, and being a sharedCodec it is then left
+// as it is (Node answers such a record with 500, and so does Go).
+//
+// The JSON logic is in the expressDecode and expressEncode helpers, which
+// work on plain values, so that the Codec's shape can change around them.
+type expressCodec struct {
+	maxAge time.Duration
+	cookie CookieOptions
+}
+
+func (expressCodec) sharedRecords() {}
+
+// ExpressCookie is the "cookie" object of an express-session record, as
+// [Session.Get]("cookie") returns it in the express-session mode
+// ([NewExpress]). It is read-only for handlers: the Manager writes its
+// originalMaxAge and expires, and refuses to save any other value under
+// "cookie".
+type ExpressCookie map[string]any
+
+// Decode implements [Codec].
+func (expressCodec) Decode(data []byte) (Payload, error) {
+	values, transient, err := expressDecode(data)
+	if err != nil {
+		return Payload{}, err
+	}
+	// An express record has no creation time: the session counts as
+	// created now, so no absolute lifetime ever ends it (NewExpress
+	// sets none).
+	return Payload{Values: values, CreatedAt: time.Now(), Transient: transient}, nil
+}
+
+// Encode implements [Codec].
+func (c expressCodec) Encode(p Payload) ([]byte, error) {
+	if p.UserID != "" {
+		return nil, fmt.Errorf("%w: Session.SetUser (express records have no user binding and the stores no user index; keep the user id as a value)", ErrExpressMode)
+	}
+	cookie, err := c.cookieFor(p.Values, p.Transient, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return expressEncode(cookie, p.Values)
+}
+
+// expressDecode parses an express record into its values ("cookie"
+// included, as an ExpressCookie) and whether its cookie is a browser-session
+// one (originalMaxAge null).
+func expressDecode(data []byte) (map[string]any, bool, error) {
+	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
+		return nil, false, err
+	}
+	if !json.Valid(data) {
+		return nil, false, fmt.Errorf("%w: express record is not JSON", ErrBadPayload)
+	}
+	var values map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&values); err != nil || values == nil {
+		return nil, false, fmt.Errorf("%w: express record is not a JSON object", ErrBadPayload)
+	}
+	cookie, ok := values["cookie"].(map[string]any)
+	if !ok {
+		return nil, false, fmt.Errorf("%w: express record has no cookie object", ErrBadPayload)
+	}
+	values["cookie"] = ExpressCookie(cookie)
+	return values, cookie["originalMaxAge"] == nil, nil
+}
+
+// cookieFor returns the cookie object to write with values: the record's
+// own, or a new one from the options, with originalMaxAge and expires set
+// as express's touch sets them.
+func (c expressCodec) cookieFor(values map[string]any, transient bool, now time.Time) (ExpressCookie, error) {
+	out := ExpressCookie{}
+	switch v := values["cookie"].(type) {
+	case nil:
+		if _, present := values["cookie"]; present {
+			return nil, fmt.Errorf("%w: the session's \"cookie\" key is express-session's; a handler may not set it", ErrEncode)
+		}
+		out["httpOnly"] = !c.cookie.AllowScript
+		out["path"] = c.cookie.Path
+		if c.cookie.Domain != "" {
+			out["domain"] = c.cookie.Domain
+		}
+		if c.cookie.Secure {
+			out["secure"] = true
+		}
+		switch c.cookie.SameSite {
+		case http.SameSiteStrictMode:
+			out["sameSite"] = "strict"
+		case http.SameSiteNoneMode:
+			out["sameSite"] = "none"
+		default:
+			out["sameSite"] = "lax"
+		}
+		if c.cookie.Partitioned {
+			out["partitioned"] = true
+		}
+	case ExpressCookie:
+		for k, x := range v {
+			out[k] = x
+		}
+	default:
+		return nil, fmt.Errorf("%w: the session's \"cookie\" key is express-session's; a handler may not set it (got %T)", ErrEncode, v)
+	}
+	if transient {
+		out["originalMaxAge"] = nil
+		out["expires"] = nil
+	} else {
+		out["originalMaxAge"] = c.maxAge.Milliseconds()
+		// JavaScript's Date.prototype.toISOString.
+		out["expires"] = now.Add(c.maxAge).UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	return out, nil
+}
+
+// expressCookieOrder is the order express-session writes a cookie's keys
+// in; other keys follow, sorted.
+var expressCookieOrder = []string{"originalMaxAge", "partitioned", "priority", "expires", "secure", "httpOnly", "domain", "path", "sameSite"}
+
+// expressEncode writes an express record: the cookie object first, then
+// every other value at the top level in key order.
+func expressEncode(cookie ExpressCookie, values map[string]any) ([]byte, error) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"cookie":{`...)
+	var err error
+	first := true
+	member := func(k string, v any) {
+		if err != nil {
+			return
+		}
+		var qk, qv []byte
+		if qk, err = json.Marshal(k); err != nil {
+			return
+		}
+		if qv, err = json.Marshal(v); err != nil {
+			return
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(append(append(b, qk...), ':'), qv...)
+	}
+	for _, k := range expressCookieOrder {
+		if v, ok := cookie[k]; ok {
+			member(k, v)
+		}
+	}
+	for _, k := range sortedKeys(cookie) {
+		if !slices.Contains(expressCookieOrder, k) {
+			member(k, cookie[k])
+		}
+	}
+	b = append(b, '}')
+	first = false
+	for _, k := range sortedKeys(values) {
+		if k != "cookie" {
+			member(k, values[k])
+		}
+	}
+	b = append(b, '}')
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
+	}
+	if err := checkJSONDepth(b, maxJSONDepth); err != nil {
+		return nil, fmt.Errorf("%w: values nested deeper than %d", ErrTooLarge, maxJSONDepth)
+	}
+	return b, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
