@@ -131,18 +131,18 @@ func NewExpress(store Store, secrets []string, opts Options) (*Manager, error) {
 
 // checkExpressStore refuses the stores that cannot hold express's records.
 func checkExpressStore(store Store) error {
-	switch store.(type) {
-	case nil:
+	if store == nil {
 		return errors.New("session: NewExpress: store is nil")
-	case *Tiered, *Failover:
-		return fmt.Errorf("%w: %T (tiered and failover compositions copy records between stores in the package's own layout; use one ExpressRedisStore or ExpressPostgresStore)", ErrExpressMode, store)
+	}
+	cs := components(store)
+	if len(cs) > 1 {
+		return fmt.Errorf("%w: a store made of %d stores (tiered and failover compositions copy records between stores in the package's own layout; use one ExpressRedisStore or ExpressPostgresStore)", ErrExpressMode, len(cs))
+	}
+	switch cs[0].Store.(type) {
 	case *RedisStore:
 		return fmt.Errorf("%w: *RedisStore writes its own layout, which Node cannot read; use NewExpressRedisStore", ErrExpressMode)
 	case *PostgresStore:
 		return fmt.Errorf("%w: *PostgresStore writes its own table, which Node cannot read; use OpenExpressPostgres", ErrExpressMode)
-	}
-	if u, ok := store.(interface{ Unwrap() Store }); ok {
-		return checkExpressStore(u.Unwrap())
 	}
 	return nil
 }
