@@ -205,8 +205,8 @@ func TestComposedUsers(t *testing.T) {
 			if _, err := a.m.UserSessions(t.Context(), "u1"); !errors.Is(err, session.ErrNoUserIndex) {
 				t.Fatalf("UserSessions = %v, want ErrNoUserIndex", err)
 			}
-			if _, err := a.m.DestroyUserSessions(t.Context(), "u1", false); !errors.Is(err, session.ErrNoUserIndex) {
-				t.Fatalf("DestroyUserSessions = %v, want ErrNoUserIndex", err)
+			if _, err := a.m.RevokeUser(t.Context(), "u1"); !errors.Is(err, session.ErrNoUserIndex) {
+				t.Fatalf("RevokeUser = %v, want ErrNoUserIndex", err)
 			}
 			return
 		}
@@ -227,7 +227,7 @@ func TestComposedUsers(t *testing.T) {
 // TestComposedSignOutEverywhere is the fault "sign out everywhere does
 // nothing in the default production shape": Open in select mode wrapped
 // the chosen store in an instrumentation layer without ListUser and
-// DestroyUser, so DestroyUserSessions returned ErrNoUserIndex on every
+// DestroyUser, so RevokeUser returned ErrNoUserIndex on every
 // backend. Here it ends every session of the user, on every store Open
 // returns.
 func TestComposedSignOutEverywhere(t *testing.T) {

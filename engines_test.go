@@ -258,9 +258,9 @@ func TestRedisCluster(t *testing.T) {
 		if err != nil || len(us) != n {
 			t.Fatalf("UserSessions = %d, %v; want %d", len(us), err, n)
 		}
-		got, err := m.DestroyUserSessions(ctx, "ada", false)
+		got, err := m.RevokeUser(ctx, "ada")
 		if err != nil || got != n {
-			t.Fatalf("DestroyUserSessions = %d, %v; want %d", got, err, n)
+			t.Fatalf("RevokeUser = %d, %v; want %d", got, err, n)
 		}
 		for i, c := range clients {
 			if _, body := a.doWith(c, "GET", "/user", nil); body != "" {
@@ -268,7 +268,7 @@ func TestRedisCluster(t *testing.T) {
 			}
 		}
 		if left, err := s.ListUser(ctx, "ada"); err != nil || len(left) != 0 {
-			t.Fatalf("after DestroyUserSessions ListUser = %d, %v", len(left), err)
+			t.Fatalf("after RevokeUser ListUser = %d, %v", len(left), err)
 		}
 		for _, r := range listed {
 			if _, err := s.Get(ctx, r.ID); !errors.Is(err, session.ErrNotFound) {

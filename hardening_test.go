@@ -186,8 +186,8 @@ func testRenewRacingEnd(t *testing.T, store session.Store, renew, end string) {
 			t.Fatalf("logout: %d, cookie %q", resp.StatusCode, c)
 		}
 	case "revoke":
-		if n, err := a.m.DestroyUserSessions(t.Context(), user, false); err != nil || n != 1 {
-			t.Fatalf("DestroyUserSessions = %d, %v; want 1", n, err)
+		if n, err := a.m.RevokeUser(t.Context(), user); err != nil || n != 1 {
+			t.Fatalf("RevokeUser = %d, %v; want 1", n, err)
 		}
 	}
 	close(release)
@@ -326,8 +326,8 @@ func testCancelledEnd(t *testing.T, store session.Store, what string) {
 		case "revoke":
 			cancel := r.Context().Value(cancelKey{}).(context.CancelFunc)
 			cancel()
-			if n, err := a.m.DestroyUserSessions(r.Context(), user, false); err != nil || n != 1 {
-				t.Errorf("DestroyUserSessions on a cancelled context = %d, %v; want 1", n, err)
+			if n, err := a.m.RevokeUser(r.Context(), user); err != nil || n != 1 {
+				t.Errorf("RevokeUser on a cancelled context = %d, %v; want 1", n, err)
 			}
 			return
 		}
@@ -398,8 +398,8 @@ func testUserIDRule(t *testing.T, store session.Store) {
 		if _, err := a.m.UserSessions(t.Context(), bad); !errors.Is(err, session.ErrInvalidUserID) {
 			t.Errorf("UserSessions(%q): %v, want ErrInvalidUserID", bad, err)
 		}
-		if _, err := a.m.DestroyUserSessions(t.Context(), bad, false); !errors.Is(err, session.ErrInvalidUserID) {
-			t.Errorf("DestroyUserSessions(%q): %v, want ErrInvalidUserID", bad, err)
+		if _, err := a.m.RevokeUser(t.Context(), bad); !errors.Is(err, session.ErrInvalidUserID) {
+			t.Errorf("RevokeUser(%q): %v, want ErrInvalidUserID", bad, err)
 		}
 	}
 	suffix := randomName("")
@@ -413,8 +413,8 @@ func testUserIDRule(t *testing.T, store session.Store) {
 		if err != nil || len(list) != 1 {
 			t.Errorf("UserSessions(%q) = %d sessions, %v; want 1", good, len(list), err)
 		}
-		if n, err := a.m.DestroyUserSessions(t.Context(), good, false); err != nil || n != 1 {
-			t.Errorf("DestroyUserSessions(%q) = %d, %v; want 1", good, n, err)
+		if n, err := a.m.RevokeUser(t.Context(), good); err != nil || n != 1 {
+			t.Errorf("RevokeUser(%q) = %d, %v; want 1", good, n, err)
 		}
 		req, _ := http.NewRequest("GET", a.srv.URL+"/me", nil)
 		req.AddCookie(&http.Cookie{Name: "session", Value: c})

@@ -103,7 +103,7 @@ type Options struct {
 
 	// CommitTimeout bounds the store calls that end a session: a
 	// Destroy, the deletion of the old id by a Renew or SetUser, a
-	// revocation ([Manager.DestroyUserSessions]). They run even when the
+	// revocation ([Manager.RevokeUser]). They run even when the
 	// request's context has ended (the client went away,
 	// http.TimeoutHandler gave up), so that a logout the handler asked for
 	// is never lost half-way. Other store calls follow the request's
@@ -419,9 +419,9 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 // [CompareAndSetter], unless [Options.AllowLastWriterWins] is set.
 var ErrNoCompareAndSet = errors.New("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight")
 
-// ErrCommitFailed is returned by writes to the response after the session
+// ErrSaveFailed is returned by writes to the response after the session
 // could not be saved: the error handler has answered instead.
-var ErrCommitFailed = errors.New("session: the session could not be saved; the error handler answered the request")
+var ErrSaveFailed = errors.New("session: the session could not be saved; the error handler answered the request")
 
 // responseWriter commits the session before the first byte of the
 // response, whichever way the handler starts it.
@@ -460,7 +460,7 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.commit() {
-		return 0, ErrCommitFailed
+		return 0, ErrSaveFailed
 	}
 	return w.ResponseWriter.Write(p)
 }
@@ -468,7 +468,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 // ReadFrom keeps io.Copy's fast path (sendfile) of the underlying writer.
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !w.commit() {
-		return 0, ErrCommitFailed
+		return 0, ErrSaveFailed
 	}
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
@@ -484,7 +484,7 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // FlushError is the Flush that http.ResponseController calls.
 func (w *responseWriter) FlushError() error {
 	if !w.commit() {
-		return ErrCommitFailed
+		return ErrSaveFailed
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
@@ -492,7 +492,7 @@ func (w *responseWriter) FlushError() error {
 // Hijack implements http.Hijacker; the session is committed first.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !w.commit() {
-		return nil, nil, ErrCommitFailed
+		return nil, nil, ErrSaveFailed
 	}
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }

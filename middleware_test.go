@@ -566,8 +566,8 @@ func TestCommitBeforeFirstByte(t *testing.T) {
 			if len(setCookies(resp, "session")) != 1 {
 				t.Fatalf("cookie not sent with the first byte")
 			}
-			if err := <-lateErr; !errors.Is(err, session.ErrCommitted) {
-				t.Fatalf("Put after the first byte = %v, want ErrCommitted", err)
+			if err := <-lateErr; !errors.Is(err, session.ErrHeadersSent) {
+				t.Fatalf("Put after the first byte = %v, want ErrHeadersSent", err)
 			}
 			if _, body := a.do("GET", "/get?k=early"); body != "yes" {
 				t.Fatalf("change before the first byte lost: %q", body)

@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// ErrCommitted is returned by a change to a session after its response
+// ErrHeadersSent is returned by a change to a session after its response
 // headers were sent: the change cannot be saved because the cookie that
 // would carry it has already gone out. It is also logged.
-var ErrCommitted = errors.New("session: changed after the response headers were sent")
+var ErrHeadersSent = errors.New("session: changed after the response headers were sent")
 
 // ErrNoSession is returned by every change to the session of a request
 // that did not pass through [Manager.Handler].
@@ -314,7 +314,7 @@ func (s *Session) mutable() error {
 	}
 	if s.committed {
 		s.m.logger.Error("session: change after the response headers were sent is not saved; change the session before writing the response")
-		return ErrCommitted
+		return ErrHeadersSent
 	}
 	return nil
 }
@@ -329,7 +329,7 @@ func (s *Session) record(key string, c change) {
 
 // Put sets key to value. The value must be encodable by the manager's
 // codec (with the default JSON codec: anything encoding/json accepts).
-// It returns ErrCommitted after the response headers were sent, and the
+// It returns ErrHeadersSent after the response headers were sent, and the
 // load error if the session could not be loaded.
 func (s *Session) Put(key string, value any) error {
 	s.mu.Lock()
@@ -521,7 +521,7 @@ func (s *Session) Destroy() error {
 	defer s.mu.Unlock()
 	if s.committed {
 		s.m.logger.Error("session: Destroy after the response headers were sent is not saved")
-		return ErrCommitted
+		return ErrHeadersSent
 	}
 	if s.loadErr == ErrNoSession {
 		return ErrNoSession

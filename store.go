@@ -83,8 +83,8 @@ type Record struct {
 //     each other's writes, a request in flight after a logout, renew or
 //     revocation may write the session back, and [Session.Pop] may hand
 //     one value to several requests. Its user methods
-//     ([Manager.UserSessions], [Manager.DestroyUserSessions],
-//     [Manager.DestroyUserSession]) need UserIndex and return
+//     ([Manager.UserSessions], [Manager.RevokeUser],
+//     [Manager.RevokeSession]) need UserIndex and return
 //     [ErrNoUserIndex] without it: no "sign out everywhere".
 //   - [Tiered] compares and sets, and lists and revokes users, on its
 //     source, so those abilities need a source that has them. A cache that
@@ -195,7 +195,7 @@ type CompareAndSetter interface {
 // [Record.UserID], so that one user's sessions are listed and ended without
 // scanning the store: after a password change, an account ban or "sign out
 // everywhere". The Manager uses it in [Manager.UserSessions],
-// [Manager.DestroyUserSessions] and [Manager.DestroyUserSession].
+// [Manager.RevokeUser] and [Manager.RevokeSession].
 //
 // What a store must do, which [github.com/sessionkit/session/sessiontest]
 // checks:

@@ -98,7 +98,7 @@ const maxUserAgent = 256
 
 // UserSession describes one of a user's live sessions.
 type UserSession struct {
-	// Handle names the session for [Manager.DestroyUserSession]. It is a
+	// Handle names the session for [Manager.RevokeSession]. It is a
 	// hash of the store id (itself a hash of the token): safe to put in a
 	// page or a form, and worth nothing as a cookie.
 	Handle string
@@ -119,7 +119,7 @@ type UserSession struct {
 // SetUser binds the session to userID, as a login does, and gives it a new
 // id (see [Session.Renew]) so that a token obtained before the login is
 // worth nothing. The store can then list and end the user's sessions
-// ([Manager.UserSessions], [Manager.DestroyUserSessions]). SetUser("")
+// ([Manager.UserSessions], [Manager.RevokeUser]). SetUser("")
 // unbinds (and renews) the session; binding it to the user it already has
 // does nothing.
 //
@@ -279,20 +279,29 @@ func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSessio
 	return out, nil
 }
 
-// DestroyUserSessions ends every session bound to userID and returns how
-// many it ended: after a password change, an account ban, or a "sign out
-// everywhere" click. With exceptCurrent, the session of the request whose
-// context is passed survives ("sign out other devices"); otherwise, if
-// that session is the user's, it is destroyed too and its cookie expired.
+// RevokeUser ends every session bound to userID and returns how many it
+// ended: after a password change, an account ban, or a "sign out
+// everywhere" click. If the request whose context is passed has one of
+// them, its cookie is expired too.
 //
 // It is one bounded operation on each built-in store whatever the number
 // of sessions (one DELETE on Postgres; a ZRANGE, one pipeline and a ZREM
 // on Redis; one pass in memory), and a request in flight on a revoked
-// session cannot write it back: its next request gets a fresh anonymous
-// session. Like a logout, it is not cut short by ctx's cancellation (a
-// client that went away): it runs to the end, bounded by
-// [Options.CommitTimeout].
-func (m *Manager) DestroyUserSessions(ctx context.Context, userID string, exceptCurrent bool) (int, error) {
+// session cannot write it back, even one that is renewing it: its next
+// request gets a fresh anonymous session. Like a logout, it is not cut
+// short by ctx's cancellation (a client that went away): it runs to the
+// end, bounded by [Options.CommitTimeout].
+func (m *Manager) RevokeUser(ctx context.Context, userID string) (int, error) {
+	return m.revoke(ctx, userID, false)
+}
+
+// RevokeOtherSessions is [Manager.RevokeUser] that spares the session of
+// the request whose context is passed: "sign out other devices".
+func (m *Manager) RevokeOtherSessions(ctx context.Context, userID string) (int, error) {
+	return m.revoke(ctx, userID, true)
+}
+
+func (m *Manager) revoke(ctx context.Context, userID string, spareCurrent bool) (int, error) {
 	ui, err := m.userIndex(userID)
 	if err != nil {
 		return 0, err
@@ -301,7 +310,7 @@ func (m *Manager) DestroyUserSessions(ctx context.Context, userID string, except
 	defer cancel()
 	cur := m.current(ctx)
 	except := ""
-	if cur != nil && exceptCurrent {
+	if cur != nil && spareCurrent {
 		cur.mu.Lock()
 		except = cur.id
 		cur.mu.Unlock()
@@ -312,18 +321,18 @@ func (m *Manager) DestroyUserSessions(ctx context.Context, userID string, except
 		return n, err
 	}
 	m.stats.destroys.Add(int64(n))
-	if cur != nil && !exceptCurrent {
+	if cur != nil && !spareCurrent {
 		cur.endIfUser(userID)
 	}
 	return n, nil
 }
 
-// DestroyUserSession ends the session of userID named by handle (from
+// RevokeSession ends the session of userID named by handle (from
 // [Manager.UserSessions]) and returns how many it ended: 1, or 0 when no
 // live session of that user has the handle, so a handle never ends another
-// user's session. Like [Manager.DestroyUserSessions], it is not cut
-// short by ctx's cancellation.
-func (m *Manager) DestroyUserSession(ctx context.Context, userID, handleValue string) (int, error) {
+// user's session. Like [Manager.RevokeUser], it is not cut short by ctx's
+// cancellation.
+func (m *Manager) RevokeSession(ctx context.Context, userID, handleValue string) (int, error) {
 	ui, err := m.userIndex(userID)
 	if err != nil {
 		return 0, err

@@ -59,7 +59,11 @@ func newUserApp(t *testing.T, store session.Store, opts session.Options) *app {
 		}
 	})
 	revoke := func(w http.ResponseWriter, r *http.Request, others bool) {
-		n, err := m.DestroyUserSessions(r.Context(), session.From(r).UserID(), others)
+		revoke := m.RevokeUser
+		if others {
+			revoke = m.RevokeOtherSessions
+		}
+		n, err := revoke(r.Context(), session.From(r).UserID())
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -69,7 +73,7 @@ func newUserApp(t *testing.T, store session.Store, opts session.Options) *app {
 	mux.HandleFunc("POST /signout-others", func(w http.ResponseWriter, r *http.Request) { revoke(w, r, true) })
 	mux.HandleFunc("POST /signout-all", func(w http.ResponseWriter, r *http.Request) { revoke(w, r, false) })
 	mux.HandleFunc("POST /signout-one", func(w http.ResponseWriter, r *http.Request) {
-		n, err := m.DestroyUserSession(r.Context(), session.From(r).UserID(), r.URL.Query().Get("h"))
+		n, err := m.RevokeSession(r.Context(), session.From(r).UserID(), r.URL.Query().Get("h"))
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return
@@ -228,7 +232,7 @@ func testRevokeInFlight(t *testing.T, store session.Store) {
 }
 
 // testRevoke10000 is the must-show: a user with 10,000 sessions is signed
-// out everywhere in one DestroyUserSessions call, and each of the 10,000
+// out everywhere in one RevokeUser call, and each of the 10,000
 // cookies then gets a fresh anonymous session through the middleware.
 func testRevoke10000(t *testing.T, store session.Store) {
 	const n = 10000
@@ -281,10 +285,10 @@ func testRevoke10000(t *testing.T, store session.Store) {
 		t.Fatalf("a logged-in cookie reads %q before revocation", got)
 	}
 	start := time.Now()
-	got, err := a.m.DestroyUserSessions(context.Background(), "u10k", false)
+	got, err := a.m.RevokeUser(context.Background(), "u10k")
 	took := time.Since(start)
 	if err != nil || got != n {
-		t.Fatalf("DestroyUserSessions = %d, %v; want %d", got, err, n)
+		t.Fatalf("RevokeUser = %d, %v; want %d", got, err, n)
 	}
 	t.Logf("revoked %d sessions in %v", n, took)
 	var stillIn atomic.Int64

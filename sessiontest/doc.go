@@ -108,7 +108,7 @@
 //     one request only. [session.Tiered] and [session.Failover] compare
 //     and set on the stores under them.
 //   - [session.UserIndex]: a user's sessions. [session.Manager.UserSessions]
-//     lists them and DestroyUserSessions ends them ("sign out everywhere",
+//     lists them and RevokeUser ends them ("sign out everywhere",
 //     after a password change); without it they return
 //     [session.ErrNoUserIndex]. Records are indexed by Record.UserID as
 //     Set and CompareAndSet write it; expired and destroyed records are

@@ -232,7 +232,7 @@ func (d devices) signOut(w http.ResponseWriter, r *http.Request) {
 	if user == "" {
 		return
 	}
-	n, err := d.m.DestroyUserSession(r.Context(), user, r.FormValue("handle"))
+	n, err := d.m.RevokeSession(r.Context(), user, r.FormValue("handle"))
 	if err != nil {
 		http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
 		return
@@ -246,7 +246,7 @@ func (d devices) signOutOthers(w http.ResponseWriter, r *http.Request) {
 	if user == "" {
 		return
 	}
-	n, err := d.m.DestroyUserSessions(r.Context(), user, true)
+	n, err := d.m.RevokeOtherSessions(r.Context(), user)
 	if err != nil {
 		http.Error(w, "sessions unavailable", http.StatusServiceUnavailable)
 		return

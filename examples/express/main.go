@@ -145,7 +145,7 @@ func routes() http.Handler {
 		writeSession(w, session.From(r))
 	})
 	mux.HandleFunc("POST /api/logout", func(w http.ResponseWriter, r *http.Request) {
-		if err := session.From(r).Destroy(); err != nil && !errors.Is(err, session.ErrCommitted) {
+		if err := session.From(r).Destroy(); err != nil && !errors.Is(err, session.ErrHeadersSent) {
 			http.Error(w, `{"error":"session unavailable"}`, http.StatusServiceUnavailable)
 			return
 		}

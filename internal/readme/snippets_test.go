@@ -151,9 +151,9 @@ func usersSessions(ctx context.Context, r *http.Request, sessions *session.Manag
 	if err != nil {
 		return err
 	}
-	n, err := sessions.DestroyUserSessions(r.Context(), userID, true) // sign out other devices
-	n, err = sessions.DestroyUserSession(r.Context(), userID, devices[0].Handle)
-	n, err = sessions.DestroyUserSessions(ctx, userID, false) // password change, ban: everywhere
+	n, err := sessions.RevokeOtherSessions(r.Context(), userID) // sign out other devices
+	n, err = sessions.RevokeSession(r.Context(), userID, devices[0].Handle)
+	n, err = sessions.RevokeUser(ctx, userID) // password change, ban: everywhere
 	_ = n
 	return err
 }
