@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"strings"
 	"time"
 )
 
@@ -417,4 +418,114 @@ func backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// load reads the session from the store on first use. Callers hold s.mu.
+func (s *Session) load() error {
+	if s.loaded {
+		return s.loadErr
+	}
+	s.loaded = true
+	if !s.fromClient {
+		s.fresh()
+		return nil
+	}
+	rec, err := s.m.store.Get(s.ctx, s.id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.m.stats.loadMisses.Add(1)
+		s.fresh()
+		return nil
+	case err != nil:
+		s.m.stats.errors.Add(1)
+		s.loadErr = err
+		s.p.Values = map[string]any{}
+		return err
+	}
+	s.m.stats.loads.Add(1)
+	var p Payload
+	var raw []byte
+	if ld, ok := s.m.codec.(lazyDecoder); ok {
+		p, raw, err = ld.decodeLazy(rec.Data)
+	} else {
+		p, err = s.m.codec.Decode(rec.Data)
+	}
+	if _, shared := s.m.codec.(sharedCodec); err != nil && shared {
+		// Another program's record (see NewExpress): never destroyed
+		// or overwritten by a request that cannot read it.
+		s.loadErr = err
+		s.p.Values = map[string]any{}
+		return err
+	}
+	if err != nil {
+		// Garbage in the store must not become a 500 on every request:
+		// drop the record and start over.
+		s.m.logger.Warn("session: stored session does not decode; destroying it and starting a fresh session", "error", err)
+		s.dead = append(s.dead, s.id)
+		s.fresh()
+		return nil
+	}
+	if !p.CreatedAt.Add(s.m.opts.Lifetime).After(time.Now()) {
+		s.dead = append(s.dead, s.id)
+		s.fresh()
+		return nil
+	}
+	s.stored, s.expires, s.p, s.raw = rec.Data, rec.Expires, p, raw
+	return nil
+}
+
+// values returns the values map, decoding the raw values first if that
+// has not happened. Callers hold s.mu.
+func (s *Session) values() map[string]any {
+	if s.p.Values == nil {
+		v, err := decodeValues(s.raw)
+		if err != nil || v == nil {
+			// decodeLazy validated these bytes; this cannot happen.
+			v = map[string]any{}
+		}
+		// While the values were raw, changes went to s.ops only.
+		s.applyOps(v)
+		s.p.Values, s.raw = v, nil
+	}
+	return s.p.Values
+}
+
+// applyOps writes this request's changes onto values. Callers hold s.mu.
+func (s *Session) applyOps(values map[string]any) {
+	for k, c := range s.ops {
+		if c.deleted {
+			delete(values, k)
+		} else {
+			values[k] = c.value
+		}
+	}
+}
+
+// stampMeta records the request's metadata in a bound session's payload.
+// Callers hold s.mu and are about to write the session anyway.
+func (s *Session) stampMeta(r *http.Request, now time.Time) {
+	md := s.m.opts.Metadata
+	if s.p.UserID == "" {
+		return
+	}
+	if md.LastSeen {
+		s.p.LastSeen = now
+	}
+	if md.UserAgent {
+		ua := r.UserAgent()
+		if len(ua) > maxUserAgent {
+			ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+		}
+		s.p.UserAgent = ua
+	}
+	if md.ClientIP {
+		s.p.IP = clientIP(r, s.m.opts.TrustProxy)
+	}
+}
+
+// refreshDue reports whether an unchanged bound session must be written to
+// move its idle expiry or its last-seen time.
+func (s *Session) refreshDue(exp, now time.Time) bool {
+	return exp.Sub(s.expires) >= s.m.opts.TouchInterval ||
+		(s.m.opts.Metadata.LastSeen && now.Sub(s.p.LastSeen) >= s.m.opts.TouchInterval)
 }

@@ -1,154 +1,13 @@
 package session
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-
-	"github.com/gorilla/securecookie"
+	"time"
 )
-
-// tokenBytes is the entropy of a session token: 256 bits from crypto/rand.
-const tokenBytes = 32
-
-// newToken returns a fresh random token, base64url without padding.
-func newToken() string {
-	var b [tokenBytes]byte
-	// crypto/rand.Read never returns an error on supported platforms (Go
-	// 1.24+ crashes the program instead of returning a weak token).
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// TokenHasher maps the token a client holds to the id a store sees. The
-// default, [SHA256Hasher], makes a dump of the store useless as cookies.
-type TokenHasher interface {
-	StoreID(token string) string
-}
-
-// SHA256Hasher maps a token to the hex SHA-256 of its text. It is the
-// default [TokenHasher].
-type SHA256Hasher struct{}
-
-// StoreID implements [TokenHasher].
-func (SHA256Hasher) StoreID(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// TokenCodec turns a token into the value a client carries (the cookie
-// value, or the header token) and back, refusing values it did not make.
-type TokenCodec interface {
-	// Encode returns the value that carries token in the cookie (or
-	// header) called name.
-	Encode(name, token string) (string, error)
-	// Decode returns the token inside value, or an error when value was
-	// not made by Encode with one of the codec's keys. rotate reports
-	// that value verified with an older key: the middleware then sends
-	// the client a value made by Encode whenever it next sends the token,
-	// instead of echoing the old one, so that old keys can be retired.
-	Decode(name, value string) (token string, rotate bool, err error)
-}
-
-// KeyPair is one generation of cookie keys.
-type KeyPair struct {
-	// Hash signs cookies with HMAC-SHA256. It must be at least 32 bytes.
-	Hash []byte
-	// Block, when set, also encrypts cookies with AES; it must be 16, 24
-	// or 32 bytes. Signing alone is enough for a random token; encryption
-	// hides even the token's existence from the client.
-	Block []byte
-}
-
-// KeyFromSecret derives a KeyPair from a secret string (SESSION_SECRET),
-// so one variable holds everything. With encrypt the pair also has an AES
-// key. The secret must be at least 32 bytes.
-func KeyFromSecret(secret string, encrypt bool) (KeyPair, error) {
-	if len(secret) < 32 {
-		return KeyPair{}, fmt.Errorf("session: secret is %d bytes, want at least 32", len(secret))
-	}
-	derive := func(label string) []byte {
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte("sessionkit/session " + label))
-		return mac.Sum(nil)
-	}
-	kp := KeyPair{Hash: derive("cookie signing key")}
-	if encrypt {
-		kp.Block = derive("cookie encryption key")
-	}
-	return kp, nil
-}
-
-// SecureCookieCodec is the default [TokenCodec]: the token signed with
-// HMAC-SHA256, and optionally encrypted with AES, by
-// github.com/gorilla/securecookie. With several key pairs, the first signs
-// and all of them verify, so keys can be rotated without logging anyone
-// out: put the new pair first, keep the old one until every session it
-// signed has expired, then remove it.
-type SecureCookieCodec struct {
-	codecs []securecookie.Codec
-}
-
-// maxValueLen caps the cookie or header value accepted for decoding.
-const maxValueLen = 4096
-
-// NewSecureCookieCodec returns a codec for keys; it needs at least one.
-func NewSecureCookieCodec(keys ...KeyPair) (*SecureCookieCodec, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("session: no cookie keys")
-	}
-	c := &SecureCookieCodec{}
-	for i, k := range keys {
-		if len(k.Hash) < 32 {
-			return nil, fmt.Errorf("session: cookie key %d: hash key is %d bytes, want at least 32", i, len(k.Hash))
-		}
-		switch len(k.Block) {
-		case 0, 16, 24, 32:
-		default:
-			return nil, fmt.Errorf("session: cookie key %d: block key is %d bytes, want 16, 24 or 32", i, len(k.Block))
-		}
-		var block []byte
-		if len(k.Block) > 0 {
-			block = k.Block
-		}
-		sc := securecookie.New(k.Hash, block)
-		sc.SetSerializer(securecookie.NopEncoder{})
-		sc.MaxAge(0) // the server enforces lifetimes, not the cookie's timestamp
-		sc.MaxLength(maxValueLen)
-		c.codecs = append(c.codecs, sc)
-	}
-	return c, nil
-}
-
-// Encode implements [TokenCodec].
-func (c *SecureCookieCodec) Encode(name, token string) (string, error) {
-	return securecookie.EncodeMulti(name, []byte(token), c.codecs...)
-}
-
-// Decode implements [TokenCodec]: rotate is true when a key other than the
-// first verified value.
-func (c *SecureCookieCodec) Decode(name, value string) (token string, rotate bool, err error) {
-	if value == "" || len(value) > maxValueLen {
-		return "", false, errors.New("session: token value empty or too long")
-	}
-	var raw []byte
-	for i, sc := range c.codecs {
-		if err = sc.Decode(name, value, &raw); err == nil {
-			if len(raw) == 0 || len(raw) > 128 {
-				return "", false, errors.New("session: bad token")
-			}
-			return string(raw), i != 0, nil
-		}
-	}
-	return "", false, err
-}
 
 // CookieOptions sets the attributes of the session cookie. The zero value
 // gives the secure defaults: HttpOnly, SameSite=Lax, Path=/, host-only,
@@ -339,4 +198,130 @@ func isHTTPS(r *http.Request, trustProxy bool) bool {
 		return strings.EqualFold(strings.TrimSpace(proto), "https")
 	}
 	return false
+}
+
+// newSession reads the client's token without calling the store.
+func (m *Manager) newSession(r *http.Request) *Session {
+	s := &Session{m: m, r: r}
+	if h := m.opts.TokenHeader; h != "" {
+		v, ok := headerToken(r, h)
+		if ok {
+			// The client chose the header transport: its cookie, which
+			// may belong to another session, is not consulted.
+			s.viaHeader = true
+			if token, current, err := m.decodeToken(v); err == nil {
+				s.setToken(token, v, current)
+			}
+			return s
+		}
+	}
+	// Browsers send the most specific cookie first; a cookie that does not
+	// verify (tossed by a sibling subdomain, signed with a removed key) is
+	// skipped. Only a few are tried, so a flood of cookies costs little.
+	for i, c := range r.CookiesNamed(m.opts.CookieName) {
+		if i == 4 {
+			break
+		}
+		if token, current, err := m.decodeToken(c.Value); err == nil {
+			s.setToken(token, c.Value, current)
+			break
+		}
+	}
+	return s
+}
+
+// headerToken returns the token a request carries in header h or as a
+// Bearer token, and whether it carries either at all (possibly empty).
+func headerToken(r *http.Request, h string) (string, bool) {
+	if vs, ok := r.Header[http.CanonicalHeaderKey(h)]; ok {
+		if len(vs) == 0 {
+			return "", true
+		}
+		return strings.TrimSpace(vs[0]), true
+	}
+	if a := r.Header.Get("Authorization"); len(a) >= 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:]), true
+	}
+	return "", false
+}
+
+// decodeToken verifies a cookie or header value. current reports that the
+// value needs no re-signing: it was signed with the key that signs now.
+func (m *Manager) decodeToken(value string) (token string, current bool, err error) {
+	token, rotate, err := m.tokens.Decode(m.opts.CookieName, value)
+	return token, !rotate, err
+}
+
+func (s *Session) setToken(token, value string, current bool) {
+	s.token = token
+	s.id = s.m.hasher.StoreID(token)
+	s.fromClient = true
+	if current {
+		// Re-sending the cookie (to move its expiry) can reuse what the
+		// client sent instead of signing again.
+		s.value = value
+	}
+}
+
+// clientValue returns the signed value of the session's token for the
+// cookie or header, signing it only if the client's own value cannot be
+// sent back. Callers hold s.mu.
+func (s *Session) clientValue() (string, error) {
+	if s.value == "" {
+		v, err := s.m.tokens.Encode(s.m.opts.CookieName, s.token)
+		if err != nil {
+			return "", err
+		}
+		s.value = v
+	}
+	return s.value, nil
+}
+
+func (m *Manager) cookie(r *http.Request, value string) *http.Cookie {
+	o := m.opts.Cookie
+	return &http.Cookie{
+		Name:        m.opts.CookieName,
+		Value:       value,
+		Path:        o.Path,
+		Domain:      o.Domain,
+		Secure:      o.Secure || isHTTPS(r, m.opts.TrustProxy),
+		HttpOnly:    !o.AllowScript,
+		SameSite:    o.SameSite,
+		Partitioned: o.Partitioned,
+	}
+}
+
+// sendToken gives the client the session's token in the transport it
+// uses: the response header for a header client, the cookie otherwise.
+func (m *Manager) sendToken(w http.ResponseWriter, r *http.Request, s *Session, transient bool, exp, now time.Time) {
+	value, err := s.clientValue()
+	if err != nil {
+		m.logger.Error("session: encoding the token failed", "error", err)
+		return
+	}
+	s.sentToken = true
+	if s.viaHeader {
+		w.Header().Set(m.opts.TokenHeader, value)
+		return
+	}
+	c := m.cookie(r, value)
+	if !transient {
+		c.Expires = exp.UTC().Truncate(time.Second)
+		c.MaxAge = max(int(exp.Sub(now)/time.Second), 1)
+	}
+	w.Header().Add("Set-Cookie", c.String())
+}
+
+// expireToken tells the client its session has ended: an expired cookie,
+// or an empty token header for a header client.
+func (m *Manager) expireToken(w http.ResponseWriter, r *http.Request, s *Session) {
+	s.sentToken = true
+	if s.viaHeader {
+		w.Header().Set(m.opts.TokenHeader, "")
+		return
+	}
+	c := m.cookie(r, "")
+	c.MaxAge = -1
+	c.Expires = time.Unix(1, 0)
+	w.Header().Add("Set-Cookie", c.String())
 }

@@ -106,87 +106,6 @@ func FromContext(ctx context.Context) *Session {
 
 type ctxKey struct{}
 
-// load reads the session from the store on first use. Callers hold s.mu.
-func (s *Session) load() error {
-	if s.loaded {
-		return s.loadErr
-	}
-	s.loaded = true
-	if !s.fromClient {
-		s.fresh()
-		return nil
-	}
-	rec, err := s.m.store.Get(s.ctx, s.id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		s.m.stats.loadMisses.Add(1)
-		s.fresh()
-		return nil
-	case err != nil:
-		s.m.stats.errors.Add(1)
-		s.loadErr = err
-		s.p.Values = map[string]any{}
-		return err
-	}
-	s.m.stats.loads.Add(1)
-	var p Payload
-	var raw []byte
-	if ld, ok := s.m.codec.(lazyDecoder); ok {
-		p, raw, err = ld.decodeLazy(rec.Data)
-	} else {
-		p, err = s.m.codec.Decode(rec.Data)
-	}
-	if _, shared := s.m.codec.(sharedCodec); err != nil && shared {
-		// Another program's record (see NewExpress): never destroyed
-		// or overwritten by a request that cannot read it.
-		s.loadErr = err
-		s.p.Values = map[string]any{}
-		return err
-	}
-	if err != nil {
-		// Garbage in the store must not become a 500 on every request:
-		// drop the record and start over.
-		s.m.logger.Warn("session: stored session does not decode; destroying it and starting a fresh session", "error", err)
-		s.dead = append(s.dead, s.id)
-		s.fresh()
-		return nil
-	}
-	if !p.CreatedAt.Add(s.m.opts.Lifetime).After(time.Now()) {
-		s.dead = append(s.dead, s.id)
-		s.fresh()
-		return nil
-	}
-	s.stored, s.expires, s.p, s.raw = rec.Data, rec.Expires, p, raw
-	return nil
-}
-
-// values returns the values map, decoding the raw values first if that
-// has not happened. Callers hold s.mu.
-func (s *Session) values() map[string]any {
-	if s.p.Values == nil {
-		v, err := decodeValues(s.raw)
-		if err != nil || v == nil {
-			// decodeLazy validated these bytes; this cannot happen.
-			v = map[string]any{}
-		}
-		// While the values were raw, changes went to s.ops only.
-		s.applyOps(v)
-		s.p.Values, s.raw = v, nil
-	}
-	return s.p.Values
-}
-
-// applyOps writes this request's changes onto values. Callers hold s.mu.
-func (s *Session) applyOps(values map[string]any) {
-	for k, c := range s.ops {
-		if c.deleted {
-			delete(values, k)
-		} else {
-			values[k] = c.value
-		}
-	}
-}
-
 // rawMode reports that the values are still the stored bytes, with this
 // request's changes in s.ops on top. Callers hold s.mu.
 func (s *Session) rawMode() bool { return s.p.Values == nil && s.raw != nil }
@@ -716,4 +635,63 @@ func (s *Session) GetBytes(key string) []byte {
 		}
 	}
 	return nil
+}
+
+// SetUser binds the session to userID, as a login does, and gives it a new
+// id (see [Session.Renew]) so that a token obtained before the login is
+// worth nothing. The store can then list and end the user's sessions
+// ([Manager.UserSessions], [Manager.RevokeUser]). SetUser("")
+// unbinds (and renews) the session; binding it to the user it already has
+// does nothing.
+//
+// A user id is valid UTF-8 of at most [MaxUserIDLen] bytes with no control
+// characters; any other id is refused with an error wrapping
+// [ErrInvalidUserID], on every backend alike, and the session is left as
+// it was. Use your database's primary key, a UUID or an email address.
+func (s *Session) SetUser(userID string) error {
+	if userID != "" {
+		if err := checkUserID(userID); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.mutable(); err != nil {
+		return err
+	}
+	if s.p.UserID == userID {
+		return nil
+	}
+	s.renew()
+	s.p.UserID = userID
+	s.p.LastSeen, s.p.UserAgent, s.p.IP = time.Time{}, "", ""
+	return nil
+}
+
+// UserID returns the user the session is bound to, or "" for an
+// anonymous session.
+func (s *Session) UserID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil {
+		return ""
+	}
+	return s.p.UserID
+}
+
+// endIfUser destroys the session if it is bound to userID: its record is
+// already gone from the store; this expires the client's cookie.
+func (s *Session) endIfUser(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.load() != nil || s.p.UserID != userID || s.committed {
+		return
+	}
+	s.destroyLocked()
+}
+
+func (s *Session) abandon() {
+	s.mu.Lock()
+	s.committed = true
+	s.mu.Unlock()
 }

@@ -116,77 +116,6 @@ type UserSession struct {
 	IP        string
 }
 
-// SetUser binds the session to userID, as a login does, and gives it a new
-// id (see [Session.Renew]) so that a token obtained before the login is
-// worth nothing. The store can then list and end the user's sessions
-// ([Manager.UserSessions], [Manager.RevokeUser]). SetUser("")
-// unbinds (and renews) the session; binding it to the user it already has
-// does nothing.
-//
-// A user id is valid UTF-8 of at most [MaxUserIDLen] bytes with no control
-// characters; any other id is refused with an error wrapping
-// [ErrInvalidUserID], on every backend alike, and the session is left as
-// it was. Use your database's primary key, a UUID or an email address.
-func (s *Session) SetUser(userID string) error {
-	if userID != "" {
-		if err := checkUserID(userID); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.mutable(); err != nil {
-		return err
-	}
-	if s.p.UserID == userID {
-		return nil
-	}
-	s.renew()
-	s.p.UserID = userID
-	s.p.LastSeen, s.p.UserAgent, s.p.IP = time.Time{}, "", ""
-	return nil
-}
-
-// UserID returns the user the session is bound to, or "" for an
-// anonymous session.
-func (s *Session) UserID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.load() != nil {
-		return ""
-	}
-	return s.p.UserID
-}
-
-// stampMeta records the request's metadata in a bound session's payload.
-// Callers hold s.mu and are about to write the session anyway.
-func (s *Session) stampMeta(r *http.Request, now time.Time) {
-	md := s.m.opts.Metadata
-	if s.p.UserID == "" {
-		return
-	}
-	if md.LastSeen {
-		s.p.LastSeen = now
-	}
-	if md.UserAgent {
-		ua := r.UserAgent()
-		if len(ua) > maxUserAgent {
-			ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
-		}
-		s.p.UserAgent = ua
-	}
-	if md.ClientIP {
-		s.p.IP = clientIP(r, s.m.opts.TrustProxy)
-	}
-}
-
-// refreshDue reports whether an unchanged bound session must be written to
-// move its idle expiry or its last-seen time.
-func (s *Session) refreshDue(exp, now time.Time) bool {
-	return exp.Sub(s.expires) >= s.m.opts.TouchInterval ||
-		(s.m.opts.Metadata.LastSeen && now.Sub(s.p.LastSeen) >= s.m.opts.TouchInterval)
-}
-
 // clientIP is the request's client address: the connection's, or behind a
 // trusted proxy the last X-Forwarded-For entry.
 func clientIP(r *http.Request, trustProxy bool) string {
@@ -363,15 +292,4 @@ func (m *Manager) RevokeSession(ctx context.Context, userID, handleValue string)
 		}
 	}
 	return 1, nil
-}
-
-// endIfUser destroys the session if it is bound to userID: its record is
-// already gone from the store; this expires the client's cookie.
-func (s *Session) endIfUser(userID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.load() != nil || s.p.UserID != userID || s.committed {
-		return
-	}
-	s.destroyLocked()
 }
