@@ -73,7 +73,7 @@ func TestHealthFailoverActive(t *testing.T) {
 	a.set(modeDown)
 	f.Set(tctx(t), "x", rec("x", time.Hour)) // moves to b
 	rep := session.CheckHealth(tctx(t), f, session.HealthOptions{})
-	if rep.Status != session.HealthDegraded || rep.Active != f.ActiveBackend() || !rep.Backends[1].Active || rep.Backends[0].Reachable {
+	if rep.Status != session.HealthDegraded || rep.Active != session.ActiveBackend(f) || !rep.Backends[1].Active || rep.Backends[0].Reachable {
 		t.Fatalf("%+v", rep)
 	}
 }
