@@ -19,14 +19,14 @@ type Mode string
 
 // The modes.
 const (
-	// ModeSelect uses the first candidate that works at startup: Redis,
+	// ModeSelect uses the first backend that works at startup: Redis,
 	// then Postgres, then memory where allowed. A backend that fails
 	// later fails requests until it is back. The default.
 	ModeSelect Mode = "select"
 	// ModeTiered keeps Redis in front of Postgres ([NewTiered]). Postgres
 	// must work at startup; Redis may be down and is used when it comes.
 	ModeTiered Mode = "tiered"
-	// ModeFailover moves requests between the working candidates
+	// ModeFailover moves requests between the backends that work
 	// ([NewFailover]).
 	ModeFailover Mode = "failover"
 )

@@ -126,11 +126,11 @@ type failover struct {
 //
 // and always [Pinger] (the active store; one that is not a Pinger counts
 // as reachable while ctx is live), [Closer] (stops the probe goroutine
-// and waits for it; the stores are not closed), statsReporter
-// (Fallbacks counts calls made while a store other than the first was
-// active; Moves counts moves between stores), componenter (every
-// store, none required on its own: the store is down only when none
-// answers) and activer (the active store).
+// and waits for it; the stores are not closed). It counts its
+// operations ([Stats]: Fallbacks counts calls made while a store other
+// than the first was active; Moves counts moves between stores), and
+// [CheckHealth] reports every store, none required on its own (the
+// store is down only when none answers), and the active one.
 //
 // NewFailover starts the probe goroutine, which Close stops. The stores
 // stay the caller's: Close does not close them.

@@ -97,12 +97,12 @@ var tombstone = []byte("\x00sessionkit/session:tombstone\x00")
 //
 // and always [Pinger] (reachable when the source is, whatever the cache;
 // a source that is not a Pinger counts as reachable while ctx is live),
-// [Closer] (a no-op: it runs no goroutine and does not own its stores),
-// statsReporter (Fallbacks counts reads the cache could not answer
-// because it failed, was skipped or could not be trusted; CacheHits and
-// CacheMisses count reads answered by the cache and by the source),
-// componenter (the cache, not required, and the source, required) and
-// activer (the source).
+// [Closer] (a no-op: it runs no goroutine and does not own its stores).
+// It counts its operations ([Stats]: Fallbacks counts reads the cache
+// could not answer because it failed, was skipped or could not be
+// trusted; CacheHits and CacheMisses count reads answered by the cache
+// and by the source), and [CheckHealth] reports the cache, not required,
+// and the source, required and active.
 //
 // Limits: the ids whose cache write failed are remembered per process. A
 // cache that only one process of several could not reach may keep serving
