@@ -95,8 +95,8 @@ func openComposed(mode session.Mode, withRedis, withPostgres bool) func(t testin
 		}
 		opts := session.OpenOptions{Logger: discardLogger()}
 		if quiet {
-			opts.Memory.CleanupInterval = -1
-			opts.Postgres.CleanupInterval = -1
+			opts.Memory.DisableCleanup = true
+			opts.Postgres.DisableCleanup = true
 		}
 		b, err := session.Open(context.Background(), cfg, opts)
 		if err != nil {
