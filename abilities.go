@@ -4,11 +4,11 @@ package session
 // discover what a store can do by type assertion (store.(UserIndex)). A
 // wrapper type that declared every optional method and answered
 // errors.ErrUnsupported for the ones its inner store lacked made those
-// assertions lie: Instrument over a store without CompareAndSet turned
-// every write into a 503, and Instrument, which had no ListUser at all,
+// assertions lie: instrument over a store without CompareAndSet turned
+// every write into a 503, and instrument, which had no ListUser at all,
 // silently disabled "sign out everywhere" on every backend Open selected.
 //
-// So each wrapper (Instrument, NewTiered, NewFailover) keeps all its
+// So each wrapper (instrument, NewTiered, NewFailover) keeps all its
 // methods on an unexported implementation type, and returns that value
 // inside one of the small struct types below. Each struct embeds the
 // implementation once as a [wrapperCore] (the abilities every wrapper
@@ -23,14 +23,14 @@ package session
 //   - [Pinger]: a wrapped store that cannot ping counts as reachable while
 //     ctx is live, the rule [CheckHealth] applies to any store;
 //   - [Closer]: a no-op where the wrapper holds nothing;
-//   - [StatsReporter], [Componenter] and [Activer].
+//   - statsReporter, componenter and activer.
 type wrapperCore interface {
 	Store
 	Pinger
 	Closer
-	StatsReporter
-	Componenter
-	Activer
+	statsReporter
+	componenter
+	activer
 	// impl returns the implementation value (*instrumented, *tiered or
 	// *failover), for the package's own tests.
 	impl() any

@@ -63,10 +63,10 @@ func composedStores() []composedStore {
 // Redis and/or Postgres configured (neither: memory), on a Redis prefix
 // and a Postgres table of its own, removed when t ends, and closes the
 // Backend when t ends.
-func openComposed(mode string, withRedis, withPostgres bool) func(t testing.TB, quiet bool) session.Store {
+func openComposed(mode session.Mode, withRedis, withPostgres bool) func(t testing.TB, quiet bool) session.Store {
 	return func(t testing.TB, quiet bool) session.Store {
 		t.Helper()
-		env := map[string]string{"SESSION_BACKEND": mode}
+		env := map[string]string{"SESSION_BACKEND": string(mode)}
 		if withRedis {
 			c := testRedisClient(t) // skips when Redis is unreachable
 			prefix := randomName("sessiontest:") + ":"
@@ -103,7 +103,7 @@ func openComposed(mode string, withRedis, withPostgres bool) func(t testing.TB, 
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
-		if mode != session.ModeSelect && b.Name != mode {
+		if mode != session.ModeSelect && b.Name != string(mode) {
 			t.Fatalf("Open: backend %q, want %q", b.Name, mode)
 		}
 		return b.Store

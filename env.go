@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -14,22 +13,27 @@ import (
 	"time"
 )
 
-// Backend modes, the values of SESSION_BACKEND.
+// Mode is how [Open] runs the configured backends: the value of
+// SESSION_BACKEND.
+type Mode string
+
+// The modes.
 const (
-	// ModeSelect uses the first candidate that works at startup: Redis,
+	// ModeSelect uses the first backend that works at startup: Redis,
 	// then Postgres, then memory where allowed. A backend that fails
 	// later fails requests until it is back. The default.
-	ModeSelect = "select"
+	ModeSelect Mode = "select"
 	// ModeTiered keeps Redis in front of Postgres ([NewTiered]). Postgres
 	// must work at startup; Redis may be down and is used when it comes.
-	ModeTiered = "tiered"
-	// ModeFailover moves requests between the working candidates
+	ModeTiered Mode = "tiered"
+	// ModeFailover moves requests between the backends that work
 	// ([NewFailover]).
-	ModeFailover = "failover"
+	ModeFailover Mode = "failover"
 )
 
-// MinSecretLen is the shortest SESSION_SECRET accepted in production.
-const MinSecretLen = 32
+// minSecretLen is the shortest SESSION_SECRET accepted in production, and
+// the shortest secret [KeyFromSecret] takes.
+const minSecretLen = 32
 
 // Secret is a key that must never be printed: its String, GoString and
 // LogValue all say "[redacted]".
@@ -65,7 +69,8 @@ type Config struct {
 	// secrets whose cookies are still accepted (never used to sign), for
 	// rotating SESSION_SECRET without logging anyone out.
 	PreviousSecrets []Secret
-	// CookieDomain is COOKIE_DOMAIN, "" for a host-only cookie.
+	// CookieDomain is COOKIE_DOMAIN, "" for a host-only cookie. [Config.Options]
+	// puts it in the manager's options.
 	CookieDomain string
 
 	// ForcePersistent refuses the memory store even outside production.
@@ -73,8 +78,8 @@ type Config struct {
 	// AllowMemory accepts the memory store in production.
 	AllowMemory bool
 
-	// Mode is ModeSelect, ModeTiered or ModeFailover.
-	Mode string
+	// Mode is SESSION_BACKEND. The default, "", is ModeSelect.
+	Mode Mode
 	// Table is the Postgres table (default "sessions").
 	Table string
 	// RedisPrefix is the Redis key prefix (default "session:").
@@ -156,7 +161,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	switch {
 	case get("REDIS_URL") != "":
 		c.RedisURL = get("REDIS_URL")
-		if rc, err := NewRedisClient(c.RedisURL); err != nil {
+		if rc, err := newRedisClient(c.RedisURL); err != nil {
 			bad("REDIS_URL: %v", strings.TrimPrefix(err.Error(), "session: "))
 		} else {
 			rc.Close()
@@ -179,13 +184,13 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 		bad("DIRECT_URL is set but DATABASE_URL is not")
 	}
 	if c.DatabaseURL != "" {
-		if _, err := PostgresCandidate(c.DatabaseURL, "", PostgresOptions{}); err != nil {
-			bad("DATABASE_URL: %s is not a valid Postgres URL", RedactURL(c.DatabaseURL))
+		if _, err := postgresAddr(c.DatabaseURL); err != nil {
+			bad("DATABASE_URL: %s is not a valid Postgres URL", redactURL(c.DatabaseURL))
 		}
 	}
 	if c.DirectURL != "" {
-		if _, err := PostgresCandidate(c.DirectURL, "", PostgresOptions{}); err != nil {
-			bad("DIRECT_URL: %s is not a valid Postgres URL", RedactURL(c.DirectURL))
+		if _, err := postgresAddr(c.DirectURL); err != nil {
+			bad("DIRECT_URL: %s is not a valid Postgres URL", redactURL(c.DirectURL))
 		}
 	}
 
@@ -209,15 +214,15 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	switch {
 	case c.Production && len(c.Secret) == 0:
-		bad("SESSION_SECRET is required in production (at least %d bytes, e.g. openssl rand -base64 48)", MinSecretLen)
-	case c.Production && len(c.Secret) < MinSecretLen && !express:
-		bad("SESSION_SECRET is %d bytes; production needs at least %d", len(c.Secret), MinSecretLen)
+		bad("SESSION_SECRET is required in production (at least %d bytes, e.g. openssl rand -base64 48)", minSecretLen)
+	case c.Production && len(c.Secret) < minSecretLen && !express:
+		bad("SESSION_SECRET is %d bytes; production needs at least %d", len(c.Secret), minSecretLen)
 	}
 	if s, ok := lookup("SESSION_SECRET_PREVIOUS"); ok && s != "" {
 		for i, p := range strings.Split(s, ",") {
 			p = strings.TrimSpace(p)
-			if len(p) < MinSecretLen && !(express && p != "") {
-				bad("SESSION_SECRET_PREVIOUS: secret %d is %d bytes; want at least %d", i+1, len(p), MinSecretLen)
+			if len(p) < minSecretLen && !(express && p != "") {
+				bad("SESSION_SECRET_PREVIOUS: secret %d is %d bytes; want at least %d", i+1, len(p), minSecretLen)
 				continue
 			}
 			c.PreviousSecrets = append(c.PreviousSecrets, Secret(p))
@@ -236,7 +241,7 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	c.ForcePersistent = boolVar("FORCE_PERSISTENT_SESSIONS")
 	c.AllowMemory = boolVar("SESSION_ALLOW_MEMORY")
 
-	c.Mode = strings.ToLower(get("SESSION_BACKEND"))
+	c.Mode = Mode(strings.ToLower(get("SESSION_BACKEND")))
 	switch c.Mode {
 	case "":
 		c.Mode = ModeSelect
@@ -314,7 +319,7 @@ func (c Config) String() string {
 		if s == "" {
 			return ""
 		}
-		return RedactURL(s)
+		return redactURL(s)
 	}
 	return fmt.Sprintf("session.Config{Env:%q Production:%v Redis:%q Database:%q Direct:%q Secret:%d bytes CookieDomain:%q ForcePersistent:%v AllowMemory:%v Mode:%s Table:%s RedisPrefix:%q Timeout:%v CookieName:%q TableLayout:%q}",
 		c.Env, c.Production, redact(c.RedisURL), redact(c.DatabaseURL), redact(c.DirectURL), len(c.Secret), c.CookieDomain, c.ForcePersistent, c.AllowMemory, c.Mode, c.Table, c.RedisPrefix, c.Timeout, c.CookieName, c.TableLayout)
@@ -331,7 +336,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis", urlAddr(c.RedisURL, "6379")),
 		slog.String("database", pgAddr(c.DatabaseURL)),
 		slog.Bool("direct_url", c.DirectURL != ""),
-		slog.String("mode", c.Mode),
+		slog.String("mode", string(c.Mode)),
 		slog.String("table", c.Table),
 	)
 }
@@ -340,84 +345,113 @@ func pgAddr(rawURL string) string {
 	if rawURL == "" {
 		return ""
 	}
-	c, err := PostgresCandidate(rawURL, "", PostgresOptions{})
-	if err != nil {
-		return ""
-	}
-	return c.Addr
+	addr, _ := postgresAddr(rawURL)
+	return addr
 }
 
-// SelectOptions returns the selection rules c asks for.
-// Keys returns the cookie keys from SESSION_SECRET (which signs) and
-// SESSION_SECRET_PREVIOUS (which only verify), for [Options.Keys]; with
-// encrypt each pair also encrypts. It returns nil when no secret is set.
-func (c Config) Keys(encrypt bool) ([]KeyPair, error) {
+// Options returns the manager's options for c, for [New]: the cookie's
+// Domain from COOKIE_DOMAIN, and Keys from SESSION_SECRET (which signs)
+// and SESSION_SECRET_PREVIOUS (which only verify), each pair signing
+// only. Every other field is zero, that is the documented default (a
+// Secure cookie on HTTPS, HttpOnly, SameSite=Lax, 24-hour idle timeout,
+// 7-day lifetime); set the fields an app wants on the result.
+//
+// With no secret, Keys is nil: New then makes a random key and warns that
+// sessions do not survive a restart. That is an error in production,
+// where the secret must be at least 32 bytes, as for a secret shorter
+// than 32 bytes anywhere. To also encrypt the cookie, replace Keys with
+// pairs from [KeyFromSecret] with encrypt set.
+func (c Config) Options() (Options, error) {
+	opts := Options{Cookie: CookieOptions{Domain: c.CookieDomain}}
 	if len(c.Secret) == 0 {
-		return nil, nil
+		if c.Production {
+			return Options{}, fmt.Errorf("session: SESSION_SECRET is required in production (at least %d bytes)", minSecretLen)
+		}
+		if len(c.PreviousSecrets) > 0 {
+			return Options{}, errors.New("session: SESSION_SECRET_PREVIOUS is set but SESSION_SECRET is not")
+		}
+		return opts, nil
 	}
-	var keys []KeyPair
 	for i, s := range append([]Secret{c.Secret}, c.PreviousSecrets...) {
-		k, err := KeyFromSecret(string(s), encrypt)
+		k, err := KeyFromSecret(string(s), false)
 		if err != nil {
 			if i == 0 {
-				return nil, fmt.Errorf("SESSION_SECRET: %w", err)
+				return Options{}, fmt.Errorf("session: SESSION_SECRET: %w", err)
 			}
-			return nil, fmt.Errorf("SESSION_SECRET_PREVIOUS: %w", err)
+			return Options{}, fmt.Errorf("session: SESSION_SECRET_PREVIOUS: %w", err)
 		}
-		keys = append(keys, k)
+		opts.Keys = append(opts.Keys, k)
 	}
-	return keys, nil
+	return opts, nil
 }
 
-func (c Config) SelectOptions(logger *slog.Logger) SelectOptions {
-	return SelectOptions{Production: c.Production, AllowMemory: c.AllowMemory, RequirePersistent: c.ForcePersistent, Timeout: c.Timeout, Logger: logger}
+// RedisOptions returns the options of the Redis store c configures: its
+// key Prefix, from SESSION_REDIS_PREFIX. [Open] uses them for Redis,
+// under any field its OpenOptions.Redis sets.
+func (c Config) RedisOptions() RedisOptions { return c.redisOptions(RedisOptions{}) }
+
+// PostgresOptions returns the options of the Postgres store c configures:
+// its Table, from SESSION_TABLE. [Open] uses them for Postgres, under any
+// field its OpenOptions.Postgres sets.
+func (c Config) PostgresOptions() PostgresOptions { return c.postgresOptions(PostgresOptions{}) }
+
+// redisOptions is o with the fields c configures filled in where o leaves
+// them zero: the one place a Config becomes RedisOptions.
+func (c Config) redisOptions(o RedisOptions) RedisOptions {
+	if o.Prefix == "" {
+		o.Prefix = c.RedisPrefix
+	}
+	return o
 }
 
-// Candidates returns the configured backends in the order [Select] tries
-// them: Redis, then Postgres, then memory (which Select refuses in
-// production unless allowed). opts may be nil. A negative option in opts
-// is an error.
-func (c Config) Candidates(opts *OpenOptions) ([]Candidate, error) {
-	if opts == nil {
-		opts = &OpenOptions{}
+// postgresOptions is o with the fields c configures filled in where o
+// leaves them zero: the one place a Config becomes PostgresOptions.
+func (c Config) postgresOptions(o PostgresOptions) PostgresOptions {
+	if o.Table == "" {
+		o.Table = c.Table
 	}
+	return o
+}
+
+// selectOptions returns the selection rules c asks for.
+func (c Config) selectOptions(logger *slog.Logger) selectOptions {
+	return selectOptions{Production: c.Production, AllowMemory: c.AllowMemory, RequirePersistent: c.ForcePersistent, Timeout: c.Timeout, Logger: logger}
+}
+
+// candidates returns the configured backends in the order selectStore
+// tries them: Redis, then Postgres, then memory (which is refused in
+// production unless allowed). A negative option in opts is an error.
+func (c Config) candidates(opts OpenOptions) ([]candidate, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	var cs []Candidate
+	var cs []candidate
 	if c.RedisURL != "" {
-		ro := opts.Redis
-		if ro.Prefix == "" {
-			ro.Prefix = c.RedisPrefix
-		}
-		rc, err := RedisCandidate(c.RedisURL, ro)
+		rc, err := redisCandidate(c.RedisURL, c.redisOptions(opts.Redis))
 		if err != nil {
 			return nil, err
 		}
 		cs = append(cs, rc)
 	}
 	if c.DatabaseURL != "" {
-		po := opts.Postgres
-		if po.Table == "" {
-			po.Table = c.Table
-		}
+		po := c.postgresOptions(opts.Postgres)
 		if po.Logger == nil {
 			po.Logger = opts.Logger
 		}
-		pc, err := PostgresCandidate(c.DatabaseURL, c.DirectURL, po)
+		pc, err := postgresCandidate(c.DatabaseURL, c.DirectURL, po)
 		if err != nil {
 			return nil, err
 		}
 		cs = append(cs, pc)
 	}
-	cs = append(cs, MemoryCandidate(opts.Memory))
+	cs = append(cs, memoryCandidate(opts.Memory))
 	return cs, nil
 }
 
 // OpenOptions tunes [Open]. The zero value is ready to use.
 type OpenOptions struct {
-	// Redis, Postgres and Memory configure each store. Prefix and Table
-	// default to the Config's.
+	// Redis, Postgres and Memory configure each store. Where Redis.Prefix
+	// or Postgres.Table is empty, the Config's is used.
 	Redis    RedisOptions
 	Postgres PostgresOptions
 	Memory   MemoryOptions
@@ -435,20 +469,20 @@ type Backend struct {
 	// Name is the chosen backend ("redis", "postgres", "memory") in
 	// select mode, or the mode ("tiered", "failover").
 	Name string
-	// Store is what requests use. It counts its operations
-	// ([StatsReporter]) and lists its backends ([Componenter]).
+	// Store is what requests use: give it to [New]. It counts its
+	// operations (see [Backend.Stats]), and [CheckHealth] and
+	// [HealthHandler] report each backend behind it.
 	Store Store
-	// Candidates reports every candidate tried at startup and its result.
-	Candidates []CandidateResult
+	// Attempts reports every backend considered at startup, in order,
+	// and what became of it.
+	Attempts []Attempt
 
 	opened []Store // closed by Close, last first
 }
 
-// Components returns the backends behind Store, for statistics per
-// backend.
-func (b *Backend) Components() []Component { return components(b.Store) }
-
-// Active names the backend requests go to now.
+// Active names the backend requests go to now: in select mode the chosen
+// one, in tiered mode "postgres" (the source of truth), in failover mode
+// the store currently serving.
 func (b *Backend) Active() string {
 	if a := activeBackend(b.Store); a != "" {
 		return a
@@ -456,19 +490,11 @@ func (b *Backend) Active() string {
 	return b.Name
 }
 
-// Health reports every backend's reachability and latency; see
-// [CheckHealth].
-func (b *Backend) Health(ctx context.Context, opts HealthOptions) HealthReport {
-	return CheckHealth(ctx, b.Store, opts)
-}
-
-// HealthHandler serves Health as JSON with 200 or 503; see
-// [HealthHandler].
-func (b *Backend) HealthHandler(opts HealthOptions) http.Handler { return HealthHandler(b.Store, opts) }
-
-// Stats returns the operation counters of Store.
+// Stats returns the operation counters of Store. To publish them with
+// expvar: expvar.Publish("sessions", expvar.Func(func() any { return
+// backend.Stats() })).
 func (b *Backend) Stats() Stats {
-	if r, ok := b.Store.(StatsReporter); ok {
+	if r, ok := b.Store.(statsReporter); ok {
 		return r.Stats()
 	}
 	return Stats{}
@@ -479,7 +505,7 @@ func (b *Backend) Stats() Stats {
 func (b *Backend) Close() error {
 	var errs []error
 	// The Store itself first: it stops a failover's probe, and in select
-	// mode (Instrument) closes the chosen store.
+	// mode (instrument) closes the chosen store.
 	if c, ok := b.Store.(Closer); ok {
 		errs = append(errs, c.Close())
 	}
@@ -492,15 +518,22 @@ func (b *Backend) Close() error {
 	return errors.Join(errs...)
 }
 
-// Open builds the configured backend: in select mode the first candidate
-// that works ([Select]), counted by [Instrument]; in tiered mode Redis in
-// front of Postgres ([NewTiered]); in failover mode a failover store
-// across the candidates ([NewFailover]). In every mode the Store offers
-// exactly the optional abilities its backends honour (see [Instrument],
-// [NewTiered] and [NewFailover]). Every candidate is logged with host and
-// port only. The Backend's Close releases everything Open made. A
-// negative option, in cfg or in any of opts' structs, is an error before
-// anything is contacted.
+// Open builds the configured backend. In select mode (the default) it
+// uses the first backend that works at startup: Redis (when configured
+// and it answers a ping within Config.Timeout), then Postgres (ping, then
+// Migrate), then memory, which is refused in production unless
+// Config.AllowMemory. In tiered mode it puts Redis in front of Postgres
+// ([NewTiered]); Postgres must work, Redis may come later. In failover
+// mode it moves requests between the backends that work ([NewFailover]).
+//
+// In every mode the Store counts its operations and offers exactly the
+// optional abilities its backends honour (see [NewTiered] and
+// [NewFailover]). Every backend considered is logged with host and port
+// only, and reported in Backend.Attempts. When no backend is acceptable,
+// the error names each one and why ("session: no session store: redis
+// (10.0.0.5:6379): failed: …; memory: skipped: …"). The Backend's Close
+// releases everything Open made. A negative option, in cfg or in any of
+// opts' structs, is an error before anything is contacted.
 func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
@@ -508,20 +541,20 @@ func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	cands, err := cfg.Candidates(&opts)
+	cands, err := cfg.candidates(opts)
 	if err != nil {
 		return nil, err
 	}
-	sel := cfg.SelectOptions(opts.Logger).withDefaults()
+	sel := cfg.selectOptions(opts.Logger).withDefaults()
 	switch cfg.Mode {
 	case "", ModeSelect:
-		s, err := Select(ctx, cands, sel)
+		s, err := selectStore(ctx, cands, sel)
 		if err != nil {
 			return nil, err
 		}
 		// The instrumented store offers exactly the abilities of the
 		// chosen one, and its Close closes it.
-		return &Backend{Name: s.Name, Store: Instrument(s.Store), Candidates: s.Candidates}, nil
+		return &Backend{Name: s.Name, Store: instrument(s.Store), Attempts: s.Attempts}, nil
 	case ModeTiered:
 		return openTiered(ctx, cfg, cands, sel, opts)
 	case ModeFailover:
@@ -530,25 +563,21 @@ func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 	return nil, fmt.Errorf("session: unknown mode %q", cfg.Mode)
 }
 
-func openTiered(ctx context.Context, cfg Config, cands []Candidate, sel SelectOptions, opts OpenOptions) (*Backend, error) {
+func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOptions, opts OpenOptions) (*Backend, error) {
 	if len(cands) < 2 || cands[0].Name != "redis" || cands[1].Name != "postgres" {
 		return nil, errors.New("session: tiered mode needs both Redis and Postgres configured")
 	}
-	results := []CandidateResult{}
+	results := []Attempt{}
 	pg, pres := tryCandidate(ctx, cands[1], sel)
 	if pg == nil {
-		results = append(results, CandidateResult{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeNotTried}, pres)
-		return nil, &SelectError{Candidates: results}
+		results = append(results, Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeNotTried}, pres)
+		return nil, &selectError{Attempts: results}
 	}
 	// Redis may be down now: the tiered store serves from Postgres and
 	// starts using Redis when it answers. So the store is made without
 	// the ping that decides a candidate.
-	rres := CandidateResult{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeChosen}
-	ro := opts.Redis
-	if ro.Prefix == "" {
-		ro.Prefix = cfg.RedisPrefix
-	}
-	rs, err := OpenRedis(cfg.RedisURL, ro)
+	rres := Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeChosen}
+	rs, err := OpenRedis(cfg.RedisURL, cfg.redisOptions(opts.Redis))
 	if err != nil {
 		pg.(Closer).Close()
 		return nil, err
@@ -571,12 +600,12 @@ func openTiered(ctx context.Context, cfg Config, cands []Candidate, sel SelectOp
 		pg.(Closer).Close()
 		return nil, err
 	}
-	return &Backend{Name: ModeTiered, Store: t, Candidates: append(results, rres, pres), opened: []Store{pg, rs}}, nil
+	return &Backend{Name: string(ModeTiered), Store: t, Attempts: append(results, rres, pres), opened: []Store{pg, rs}}, nil
 }
 
-func openFailover(ctx context.Context, cfg Config, cands []Candidate, sel SelectOptions, opts OpenOptions) (*Backend, error) {
+func openFailover(ctx context.Context, cfg Config, cands []candidate, sel selectOptions, opts OpenOptions) (*Backend, error) {
 	var stores []Store
-	var results []CandidateResult
+	var results []Attempt
 	active := -1
 	for _, c := range cands {
 		s, res := tryCandidate(ctx, c, sel)
@@ -590,11 +619,7 @@ func openFailover(ctx context.Context, cfg Config, cands []Candidate, sel Select
 		case c.Name == "redis" && res.Outcome == OutcomeFailed:
 			// Redis needs no migration: keep it in the order, so the
 			// probe moves requests to it once it answers.
-			ro := opts.Redis
-			if ro.Prefix == "" {
-				ro.Prefix = cfg.RedisPrefix
-			}
-			if rs, err := OpenRedis(cfg.RedisURL, ro); err == nil {
+			if rs, err := OpenRedis(cfg.RedisURL, cfg.redisOptions(opts.Redis)); err == nil {
 				stores = append(stores, rs)
 			}
 		}
@@ -603,7 +628,7 @@ func openFailover(ctx context.Context, cfg Config, cands []Candidate, sel Select
 		for _, s := range stores {
 			s.(Closer).Close()
 		}
-		return nil, &SelectError{Candidates: results}
+		return nil, &selectError{Attempts: results}
 	}
 	fo := opts.Failover
 	if fo.Logger == nil {
@@ -619,5 +644,5 @@ func openFailover(ctx context.Context, cfg Config, cands []Candidate, sel Select
 		}
 		return nil, err
 	}
-	return &Backend{Name: ModeFailover, Store: f, Candidates: results, opened: stores}, nil
+	return &Backend{Name: string(ModeFailover), Store: f, Attempts: results, opened: stores}, nil
 }

@@ -86,7 +86,7 @@ func TestConfigFromLookup(t *testing.T) {
 		}},
 		{name: "tiered", env: map[string]string{"SESSION_BACKEND": "Tiered", "REDIS_URL": "redis://a:1", "DATABASE_URL": "postgres://h/db"}, check: func(c session.Config) string {
 			if c.Mode != session.ModeTiered {
-				return c.Mode
+				return string(c.Mode)
 			}
 			return ""
 		}},
@@ -171,7 +171,7 @@ func TestOpenModesWithoutServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Name != session.ModeFailover || b.Active() != "memory" {
+	if b.Name != string(session.ModeFailover) || b.Active() != "memory" {
 		t.Errorf("failover: %s active %s", b.Name, b.Active())
 	}
 	mustDo(t, b.Close())
@@ -208,11 +208,12 @@ func TestSecretRotationFromEnv(t *testing.T) {
 	}
 	store := memStore(t)
 	serve := func(c session.Config, cookie string) (string, string) {
-		keys, err := c.Keys(false)
+		opts, err := c.Options()
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := session.New(store, session.Options{Keys: keys, Logger: discardLogger()})
+		opts.Logger = discardLogger()
+		m, err := session.New(store, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,8 +238,8 @@ func TestSecretRotationFromEnv(t *testing.T) {
 	before := cfg(map[string]string{"SESSION_SECRET": oldSecret})
 	during := cfg(map[string]string{"SESSION_SECRET": newSecret, "SESSION_SECRET_PREVIOUS": " " + oldSecret + " ,another-retired-secret-of-32-bytes-or-more"})
 	after := cfg(map[string]string{"SESSION_SECRET": newSecret})
-	if keys, _ := during.Keys(false); len(keys) != 3 {
-		t.Fatalf("Keys = %d pairs, want 3", len(keys))
+	if opts, _ := during.Options(); len(opts.Keys) != 3 {
+		t.Fatalf("Keys = %d pairs, want 3", len(opts.Keys))
 	}
 	oldCookie, _ := serve(before, "")
 	if _, body := serve(during, oldCookie); body != "ada" {

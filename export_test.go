@@ -1,5 +1,7 @@
 package session
 
+import "context"
+
 // Test-only views of the wrappers' internals, for package session_test.
 
 // CacheUp reports whether the cache of s, a store made by NewTiered, is in
@@ -13,3 +15,61 @@ func Reconciling(s Store) int { return s.(wrapperCore).impl().(*failover).reconc
 // ActiveIndex returns the index of the store s, made by NewFailover,
 // sends requests to.
 func ActiveIndex(s Store) int { return s.(wrapperCore).impl().(*failover).activeIndex() }
+
+// Startup selection, which Open runs.
+type (
+	Candidate     = candidate
+	SelectOptions = selectOptions
+	SelectError   = selectError
+)
+
+var (
+	Select            = selectStore
+	MemoryCandidate   = memoryCandidate
+	RedisCandidate    = redisCandidate
+	PostgresCandidate = postgresCandidate
+)
+
+// Instrument is what Open wraps the chosen store in, in select mode.
+func Instrument(s Store) Store { return instrument(s) }
+
+// RedactURL and NewRedisClient are the package's URL helpers.
+var (
+	RedactURL      = redactURL
+	NewRedisClient = newRedisClient
+)
+
+// The interfaces every wrapper implements.
+type (
+	StatsReporter = statsReporter
+	Componenter   = componenter
+	Activer       = activer
+)
+
+// ActiveBackend names the backend s, a wrapper, sends requests to.
+func ActiveBackend(s Store) string { return s.(activer).activeBackend() }
+
+// Candidates is Config.candidates, for tests of its checks.
+func (c Config) Candidates(opts *OpenOptions) ([]Candidate, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
+	return c.candidates(*opts)
+}
+
+// StoreCandidate returns a candidate for a store the caller already made:
+// Open pings it when it is a [Pinger]. Select does not close it when
+// it fails.
+func StoreCandidate(name, addr string, s Store, persistent bool) candidate {
+	return candidate{
+		Name:       name,
+		Addr:       addr,
+		Persistent: persistent,
+		Open: func(ctx context.Context) (Store, error) {
+			if err := ping(ctx, s); err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	}
+}

@@ -194,8 +194,8 @@ func newExpressCookieCodec(secrets []string, logger *slog.Logger) (*expressCooki
 		if s == "" {
 			return nil, fmt.Errorf("session: express secret %d is empty", i+1)
 		}
-		if len(s) < MinSecretLen {
-			logger.Warn("session: express-session secret is short; accepted as express accepts it, but a secret of at least 32 random bytes is what keeps cookies unforgeable", "secret", i+1, "bytes", len(s), "want", MinSecretLen)
+		if len(s) < minSecretLen {
+			logger.Warn("session: express-session secret is short; accepted as express accepts it, but a secret of at least 32 random bytes is what keeps cookies unforgeable", "secret", i+1, "bytes", len(s), "want", minSecretLen)
 		}
 		c.secrets = append(c.secrets, []byte(s))
 	}

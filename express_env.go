@@ -45,7 +45,7 @@ func OpenExpressStore(ctx context.Context, cfg Config) (Store, error) {
 	defer cancel()
 	switch {
 	case cfg.RedisURL != "":
-		client, err := NewRedisClient(cfg.RedisURL)
+		client, err := newRedisClient(cfg.RedisURL)
 		if err != nil {
 			return nil, err
 		}
@@ -63,11 +63,11 @@ func OpenExpressStore(ctx context.Context, cfg Config) (Store, error) {
 	case cfg.DatabaseURL != "":
 		pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 		if err != nil {
-			return nil, fmt.Errorf("session: malformed Postgres URL %s", RedactURL(cfg.DatabaseURL))
+			return nil, fmt.Errorf("session: malformed Postgres URL %s", redactURL(cfg.DatabaseURL))
 		}
 		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
-			return nil, fmt.Errorf("session: postgres %s: %w", RedactURL(cfg.DatabaseURL), err)
+			return nil, fmt.Errorf("session: postgres %s: %w", redactURL(cfg.DatabaseURL), err)
 		}
 		s, err := OpenExpressPostgres(pctx, pool, cfg.Table, cfg.TableLayout)
 		if err != nil {

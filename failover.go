@@ -61,11 +61,11 @@ type FailoverOptions struct {
 // failover is the implementation behind [NewFailover].
 type failover struct {
 	stores []Store
-	comps  []Component
+	comps  []component
 	opts   FailoverOptions
 	logger *slog.Logger
 
-	counters Counters
+	counters opCounters
 	active   atomic.Int32
 	fails    []atomic.Int32 // consecutive failed calls, per store
 	healthy  []atomic.Bool  // last probe result, per store
@@ -126,11 +126,11 @@ type failover struct {
 //
 // and always [Pinger] (the active store; one that is not a Pinger counts
 // as reachable while ctx is live), [Closer] (stops the probe goroutine
-// and waits for it; the stores are not closed), [StatsReporter]
-// (Fallbacks counts calls made while a store other than the first was
-// active; Moves counts moves between stores), [Componenter] (every
-// store, none required on its own: the store is down only when none
-// answers) and [Activer] (the active store).
+// and waits for it; the stores are not closed). It counts its
+// operations ([Stats]: Fallbacks counts calls made while a store other
+// than the first was active; Moves counts moves between stores), and
+// [CheckHealth] reports every store, none required on its own (the
+// store is down only when none answers), and the active one.
 //
 // NewFailover starts the probe goroutine, which Close stops. The stores
 // stay the caller's: Close does not close them.
@@ -183,7 +183,7 @@ func NewFailover(stores []Store, opts FailoverOptions) (Store, error) {
 	}
 	for i, s := range stores {
 		name, addr := describe(s)
-		f.comps = append(f.comps, Component{Name: name, Addr: addr, Store: s})
+		f.comps = append(f.comps, component{Name: name, Addr: addr, Store: s})
 		f.healthy[i].Store(i >= opts.Active)
 	}
 	uniqueNames(f.comps)
@@ -196,19 +196,19 @@ func NewFailover(stores []Store, opts FailoverOptions) (Store, error) {
 	return compose(f, ab), nil
 }
 
-// Components implements [Componenter]. No store is required on its own:
+// components implements componenter. No store is required on its own:
 // the Failover is down only when none answers.
-func (f *failover) Components() []Component { return append([]Component(nil), f.comps...) }
+func (f *failover) components() []component { return append([]component(nil), f.comps...) }
 
-// ActiveBackend implements [Activer].
-func (f *failover) ActiveBackend() string { return f.comps[f.active.Load()].Name }
+// activeBackend implements activer.
+func (f *failover) activeBackend() string { return f.comps[f.active.Load()].Name }
 
 func (f *failover) impl() any { return f }
 
 // activeIndex returns the index of the store requests go to.
 func (f *failover) activeIndex() int { return int(f.active.Load()) }
 
-// Stats implements [StatsReporter].
+// Stats implements statsReporter.
 func (f *failover) Stats() Stats {
 	st := f.counters.Stats()
 	st.Moves = f.moves.Load()

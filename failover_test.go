@@ -75,8 +75,8 @@ func TestFailoverAwayAndBack(t *testing.T) {
 	if _, err := f.Get(c, "before"); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("Get after the move = %v, want ErrNotFound from the secondary", err)
 	}
-	if session.ActiveIndex(f) != 1 || !strings.HasSuffix(f.ActiveBackend(), "#2") {
-		t.Fatalf("active = %d (%s), want 1", session.ActiveIndex(f), f.ActiveBackend())
+	if session.ActiveIndex(f) != 1 || !strings.HasSuffix(session.ActiveBackend(f), "#2") {
+		t.Fatalf("active = %d (%s), want 1", session.ActiveIndex(f), session.ActiveBackend(f))
 	}
 	// Written during the outage.
 	mustDo(t, f.Set(c, "during", rec("s", time.Hour)))

@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Candidate is one backend that [Select] may choose at startup.
-type Candidate struct {
+// candidate is one backend that Open may choose at startup.
+type candidate struct {
 	// Name identifies the candidate in logs, errors and health reports:
 	// "redis", "postgres", "memory", or any name.
 	Name string
@@ -27,29 +27,29 @@ type Candidate struct {
 
 	// Persistent is false for a store that loses its records when the
 	// process exits (memory). Such a candidate is refused in production
-	// unless SelectOptions.AllowMemory is set.
+	// unless selectOptions.AllowMemory is set.
 	Persistent bool
 
 	// Open makes the store and checks that it works (ping; for Postgres,
 	// also Migrate), within ctx. On error it releases whatever it opened.
-	// The caller of Select closes the chosen store (see [Selection]).
+	// The caller of selectStore closes the chosen store.
 	Open func(ctx context.Context) (Store, error)
 }
 
-// RedisCandidate returns a candidate for the Redis at rawURL (see
-// [NewRedisClient] for the forms it takes). The URL is checked now, so a
+// redisCandidate returns a candidate for the Redis at rawURL (see
+// [OpenRedis] for the forms it takes). The URL is checked now, so a
 // malformed one is an error at startup; the server is contacted only by
 // Open, which pings it.
-func RedisCandidate(rawURL string, opts RedisOptions) (Candidate, error) {
+func redisCandidate(rawURL string, opts RedisOptions) (candidate, error) {
 	if err := opts.check(); err != nil {
-		return Candidate{}, err
+		return candidate{}, err
 	}
-	c, err := NewRedisClient(rawURL)
+	c, err := newRedisClient(rawURL)
 	if err != nil {
-		return Candidate{}, err
+		return candidate{}, err
 	}
 	c.Close()
-	return Candidate{
+	return candidate{
 		Name:       "redis",
 		Addr:       urlAddr(rawURL, "6379"),
 		Persistent: true,
@@ -67,32 +67,31 @@ func RedisCandidate(rawURL string, opts RedisOptions) (Candidate, error) {
 	}, nil
 }
 
-// PostgresCandidate returns a candidate for the Postgres database at
+// postgresCandidate returns a candidate for the Postgres database at
 // databaseURL, which requests use and which may point at a transaction
 // pooler (PgBouncer, Supabase's pooler). When directURL is not empty,
 // Migrate runs on one connection made to it instead: a direct connection
 // to the server, needed for anything session-level that a transaction
 // pooler breaks. Both URLs are checked now; Open pings, then migrates.
-func PostgresCandidate(databaseURL, directURL string, opts PostgresOptions) (Candidate, error) {
+func postgresCandidate(databaseURL, directURL string, opts PostgresOptions) (candidate, error) {
 	if err := opts.check(); err != nil {
-		return Candidate{}, err
+		return candidate{}, err
 	}
-	cfg, err := pgxpool.ParseConfig(databaseURL)
+	addr, err := postgresAddr(databaseURL)
 	if err != nil {
-		return Candidate{}, fmt.Errorf("session: malformed Postgres URL %s", RedactURL(databaseURL))
+		return candidate{}, err
 	}
 	if directURL != "" {
 		if _, err := pgx.ParseConfig(directURL); err != nil {
-			return Candidate{}, fmt.Errorf("session: malformed Postgres direct URL %s", RedactURL(directURL))
+			return candidate{}, fmt.Errorf("session: malformed Postgres direct URL %s", redactURL(directURL))
 		}
 	}
 	if _, err := checkTable(opts.Table); err != nil {
-		return Candidate{}, err
+		return candidate{}, err
 	}
-	cc := cfg.ConnConfig
-	return Candidate{
+	return candidate{
 		Name:       "postgres",
-		Addr:       net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))),
+		Addr:       addr,
 		Persistent: true,
 		Open: func(ctx context.Context) (Store, error) {
 			s, err := OpenPostgres(databaseURL, opts)
@@ -125,12 +124,23 @@ func PostgresCandidate(databaseURL, directURL string, opts PostgresOptions) (Can
 	}, nil
 }
 
-// MemoryCandidate returns a candidate for a new [MemoryStore]. It is not
-// persistent: [Select] accepts it in production only when AllowMemory is
-// set. A negative option makes its Open fail with an error naming the
+// postgresAddr returns the host:port of the Postgres at rawURL, or an
+// error without the password when the URL does not parse.
+func postgresAddr(rawURL string) (string, error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("session: malformed Postgres URL %s", redactURL(rawURL))
+	}
+	cc := cfg.ConnConfig
+	return net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), nil
+}
+
+// memoryCandidate returns a candidate for a new [MemoryStore]. It is not
+// persistent: selectStore accepts it in production only when AllowMemory
+// is set. A negative option makes its Open fail with an error naming the
 // field (where [NewMemoryStore] would panic).
-func MemoryCandidate(opts MemoryOptions) Candidate {
-	return Candidate{
+func memoryCandidate(opts MemoryOptions) candidate {
+	return candidate{
 		Name: "memory",
 		Open: func(ctx context.Context) (Store, error) {
 			if err := ctx.Err(); err != nil {
@@ -144,38 +154,18 @@ func MemoryCandidate(opts MemoryOptions) Candidate {
 	}
 }
 
-// StoreCandidate returns a candidate for a store the caller already made:
-// Open pings it when it is a [Pinger]. Select does not close it when it
-// fails.
-func StoreCandidate(name, addr string, s Store, persistent bool) Candidate {
-	return Candidate{
-		Name:       name,
-		Addr:       addr,
-		Persistent: persistent,
-		Open: func(ctx context.Context) (Store, error) {
-			if err := ping(ctx, s); err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
-	}
-}
-
-// SelectOptions configures [Select]. The zero value selects for
-// development: memory is accepted.
-type SelectOptions struct {
+// selectOptions configures selectStore, from a [Config]. The zero value
+// selects for development: memory is accepted.
+type selectOptions struct {
 	// Production refuses candidates that are not persistent (memory),
-	// unless AllowMemory is set. The default is false.
+	// unless AllowMemory is set.
 	Production bool
 
-	// AllowMemory accepts a non-persistent candidate even in production:
-	// sessions are then lost on every restart and not shared between
-	// processes. The default is false.
+	// AllowMemory accepts a non-persistent candidate even in production.
 	AllowMemory bool
 
 	// RequirePersistent refuses non-persistent candidates even outside
 	// production (FORCE_PERSISTENT_SESSIONS); it wins over AllowMemory.
-	// The default is false.
 	RequirePersistent bool
 
 	// Timeout bounds each candidate's Open (connect, ping, migrate). The
@@ -188,62 +178,75 @@ type SelectOptions struct {
 	Logger *slog.Logger
 }
 
-// Outcomes of a candidate in a [CandidateResult].
+// Outcome is what became of a backend [Open] considered at startup.
+type Outcome string
+
+// The outcomes of an [Attempt].
 const (
-	OutcomeChosen   = "chosen"
-	OutcomeFailed   = "failed"
-	OutcomeSkipped  = "skipped"
-	OutcomeNotTried = "not tried"
+	// OutcomeChosen: the backend works and is used.
+	OutcomeChosen Outcome = "chosen"
+	// OutcomeFailed: the backend did not answer, or its check (ping,
+	// migration) failed; Reason says how.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeSkipped: the backend was not tried because the rules refuse
+	// it (memory in production); Reason says which rule.
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeNotTried: an earlier backend was chosen.
+	OutcomeNotTried Outcome = "not tried"
 )
 
-// CandidateResult is what became of one candidate.
-type CandidateResult struct {
+// Attempt is what became of one configured backend when [Open] chose a
+// store at startup: see [Backend.Attempts]. Its String is one line, such
+// as "redis (10.0.0.5:6379): failed: no answer within 3s: …".
+type Attempt struct {
+	// Name is the backend: "redis", "postgres" or "memory".
 	Name string `json:"name"`
+	// Addr is its host:port, "" for memory. It never holds credentials.
 	Addr string `json:"addr,omitempty"`
-	// Outcome is OutcomeChosen, OutcomeFailed, OutcomeSkipped or
-	// OutcomeNotTried (a candidate after the chosen one).
-	Outcome string `json:"outcome"`
-	// Reason says why a candidate failed or was skipped. It never holds
-	// credentials.
+	// Outcome is what became of it.
+	Outcome Outcome `json:"outcome"`
+	// Reason says why it failed or was skipped, "" otherwise. It never
+	// holds credentials.
 	Reason string `json:"reason,omitempty"`
-	// Duration is how long Open took.
+	// Duration is how long its check took; 0 when it was not tried.
 	Duration time.Duration `json:"duration"`
 }
 
-func (r CandidateResult) String() string {
-	s := r.Name
-	if r.Addr != "" {
-		s += " (" + r.Addr + ")"
+func (a Attempt) String() string {
+	s := a.Name
+	if a.Addr != "" {
+		s += " (" + a.Addr + ")"
 	}
-	s += ": " + r.Outcome
-	if r.Reason != "" {
-		s += ": " + r.Reason
+	s += ": " + string(a.Outcome)
+	if a.Reason != "" {
+		s += ": " + a.Reason
 	}
 	return s
 }
 
-// Selection is the result of [Select].
-type Selection struct {
+// selection is the result of selectStore.
+type selection struct {
 	// Name and Addr are those of the chosen candidate.
 	Name string
 	Addr string
 	// Store is the chosen store, open and working. The caller closes it
 	// when it is a [Closer].
 	Store Store
-	// Candidates reports every candidate, in order.
-	Candidates []CandidateResult
+	// Attempts reports every candidate, in order.
+	Attempts []Attempt
 }
 
-// SelectError is returned by [Select] when no candidate is acceptable.
-// Its message names every candidate and why it was not chosen.
-type SelectError struct {
-	Candidates []CandidateResult
+// selectError is returned by selectStore (and so by [Open]) when no
+// candidate is acceptable. Its message names every candidate and why it
+// was not chosen.
+type selectError struct {
+	Attempts []Attempt
 }
 
-func (e *SelectError) Error() string {
-	parts := make([]string, len(e.Candidates))
-	for i, c := range e.Candidates {
-		parts[i] = c.String()
+func (e *selectError) Error() string {
+	parts := make([]string, len(e.Attempts))
+	for i, a := range e.Attempts {
+		parts[i] = a.String()
 	}
 	if len(parts) == 0 {
 		return "session: no session store: no candidate configured"
@@ -251,36 +254,36 @@ func (e *SelectError) Error() string {
 	return "session: no session store: " + strings.Join(parts, "; ")
 }
 
-// Select opens the candidates in order and returns the first that works:
-// by default Redis, then Postgres, then memory where that is allowed (see
-// [Config.Candidates]). Each Open is bounded by opts.Timeout and by ctx.
-// A non-persistent candidate is skipped in production unless
+// selectStore opens the candidates in order and returns the first that
+// works: by default Redis, then Postgres, then memory where that is
+// allowed (see Config.candidates). Each Open is bounded by opts.Timeout
+// and by ctx. A non-persistent candidate is skipped in production unless
 // opts.AllowMemory, and always with opts.RequirePersistent. When none
-// works the error is a *[SelectError] naming each candidate and why.
-func Select(ctx context.Context, candidates []Candidate, opts SelectOptions) (*Selection, error) {
-	if err := checkNonNegative("SelectOptions", "Timeout", opts.Timeout); err != nil {
+// works the error is a *selectError naming each candidate and why.
+func selectStore(ctx context.Context, candidates []candidate, opts selectOptions) (*selection, error) {
+	if err := checkNonNegative("Config", "Timeout", opts.Timeout); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	results := make([]CandidateResult, len(candidates))
+	results := make([]Attempt, len(candidates))
 	for i, c := range candidates {
-		results[i] = CandidateResult{Name: c.Name, Addr: c.Addr, Outcome: OutcomeNotTried}
+		results[i] = Attempt{Name: c.Name, Addr: c.Addr, Outcome: OutcomeNotTried}
 	}
 	for i, c := range candidates {
 		s, res := tryCandidate(ctx, c, opts)
 		results[i] = res
 		if s != nil {
-			return &Selection{Name: c.Name, Addr: c.Addr, Store: s, Candidates: results}, nil
+			return &selection{Name: c.Name, Addr: c.Addr, Store: s, Attempts: results}, nil
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("session: selecting a store: %w", err)
 		}
 	}
 	opts.Logger.Error("session: no usable session store", "candidates", len(candidates))
-	return nil, &SelectError{Candidates: results}
+	return nil, &selectError{Attempts: results}
 }
 
-func (o SelectOptions) withDefaults() SelectOptions {
+func (o selectOptions) withDefaults() selectOptions {
 	if o.Timeout == 0 {
 		o.Timeout = 3 * time.Second
 	}
@@ -292,8 +295,8 @@ func (o SelectOptions) withDefaults() SelectOptions {
 
 // tryCandidate opens one candidate, logs the outcome and returns the
 // store (nil unless chosen).
-func tryCandidate(ctx context.Context, c Candidate, opts SelectOptions) (Store, CandidateResult) {
-	res := CandidateResult{Name: c.Name, Addr: c.Addr}
+func tryCandidate(ctx context.Context, c candidate, opts selectOptions) (Store, Attempt) {
+	res := Attempt{Name: c.Name, Addr: c.Addr}
 	log := opts.Logger.With("backend", c.Name, "addr", c.Addr)
 	if !c.Persistent && (opts.RequirePersistent || (opts.Production && !opts.AllowMemory)) {
 		res.Outcome = OutcomeSkipped

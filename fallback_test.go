@@ -25,8 +25,8 @@ func TestSelectFirstWorking(t *testing.T) {
 	if sel.Name != "b" || sel.Store != up {
 		t.Fatalf("chose %s", sel.Name)
 	}
-	want := []string{session.OutcomeFailed, session.OutcomeChosen, session.OutcomeNotTried}
-	for i, r := range sel.Candidates {
+	want := []session.Outcome{session.OutcomeFailed, session.OutcomeChosen, session.OutcomeNotTried}
+	for i, r := range sel.Attempts {
 		if r.Outcome != want[i] {
 			t.Errorf("candidate %d: %s, want %s", i, r, want[i])
 		}
@@ -60,7 +60,7 @@ func TestSelectMemoryRules(t *testing.T) {
 			continue
 		}
 		var se *session.SelectError
-		if !errors.As(err, &se) || se.Candidates[0].Outcome != session.OutcomeSkipped || !strings.Contains(err.Error(), "memory: skipped") {
+		if !errors.As(err, &se) || se.Attempts[0].Outcome != session.OutcomeSkipped || !strings.Contains(err.Error(), "memory: skipped") {
 			t.Errorf("%s: error %v does not name the skipped memory candidate", tc.name, err)
 		}
 	}
@@ -82,8 +82,8 @@ func TestSelectTimeout(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("took %v", d)
 	}
-	if sel.Name != "memory" || !strings.Contains(sel.Candidates[0].Reason, "no answer within 100ms") {
-		t.Fatalf("chose %s; first: %s", sel.Name, sel.Candidates[0])
+	if sel.Name != "memory" || !strings.Contains(sel.Attempts[0].Reason, "no answer within 100ms") {
+		t.Fatalf("chose %s; first: %s", sel.Name, sel.Attempts[0])
 	}
 }
 
@@ -140,7 +140,7 @@ func TestSelectRedisUnreachableAtStartup(t *testing.T) {
 	if b.Name != "postgres" || b.Active() != "postgres" {
 		t.Fatalf("chose %s", b.Name)
 	}
-	if r := b.Candidates[0]; r.Name != "redis" || r.Outcome != session.OutcomeFailed || r.Addr != "127.0.0.1:"+itoa(port) {
+	if r := b.Attempts[0]; r.Name != "redis" || r.Outcome != session.OutcomeFailed || r.Addr != "127.0.0.1:"+itoa(port) {
 		t.Fatalf("redis candidate: %s", r)
 	}
 	mustDo(t, b.Store.Set(tctx(t), "x", rec("y", time.Hour)))

@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Component is one backend inside a store, as reported by [CheckHealth].
-type Component struct {
+// component is one backend inside a store, as reported by [CheckHealth].
+type component struct {
 	// Name identifies the backend: "redis", "postgres", "memory", or the
 	// store's type for other stores.
 	Name string
@@ -30,35 +30,34 @@ type Component struct {
 	Required bool
 }
 
-// Componenter is implemented by stores made of other stores (those
-// returned by [NewTiered], [NewFailover] and [Instrument]) to list them
-// for health checks and statistics.
-type Componenter interface {
-	Components() []Component
+// componenter is implemented by the stores made of other stores (those
+// of [NewTiered], [NewFailover] and instrument) to list them for health
+// checks.
+type componenter interface {
+	components() []component
 }
 
-// Activer is implemented by stores that route requests to one of several
-// backends, and by every wrapper ([NewFailover], [NewTiered],
-// [Instrument]); ActiveBackend names the backend in use.
-type Activer interface {
-	ActiveBackend() string
+// activer is implemented by every wrapper ([NewFailover], [NewTiered],
+// instrument); activeBackend names the backend in use.
+type activer interface {
+	activeBackend() string
 }
 
 // components returns the backends of s: its Components, or s itself.
-func components(s Store) []Component {
-	if c, ok := s.(Componenter); ok {
-		return c.Components()
+func components(s Store) []component {
+	if c, ok := s.(componenter); ok {
+		return c.components()
 	}
 	name, addr := describe(s)
-	return []Component{{Name: name, Addr: addr, Store: s, Required: true}}
+	return []component{{Name: name, Addr: addr, Store: s, Required: true}}
 }
 
 // activeBackend names the backend of s that requests go to: its
-// ActiveBackend when it is an [Activer], else its first required
+// activeBackend when it is an activer, else its first required
 // component.
 func activeBackend(s Store) string {
-	if a, ok := s.(Activer); ok {
-		return a.ActiveBackend()
+	if a, ok := s.(activer); ok {
+		return a.activeBackend()
 	}
 	for _, c := range components(s) {
 		if c.Required {
@@ -85,10 +84,10 @@ func describe(s Store) (name, addr string) {
 	case *PostgresStore:
 		cc := s.Pool().Config().ConnConfig
 		return "postgres", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
-	case Componenter:
-		// A wrapper around a single backend (Instrument) is named
+	case componenter:
+		// A wrapper around a single backend (instrument) is named
 		// after it.
-		if cs := s.Components(); len(cs) == 1 {
+		if cs := s.components(); len(cs) == 1 {
 			return cs[0].Name, cs[0].Addr
 		}
 	}
@@ -97,7 +96,7 @@ func describe(s Store) (name, addr string) {
 
 // uniqueNames makes component names unique by suffixing repeats with #2,
 // #3, so that a Failover across two memory stores reports two backends.
-func uniqueNames(cs []Component) {
+func uniqueNames(cs []component) {
 	seen := map[string]int{}
 	for i := range cs {
 		seen[cs[i].Name]++
@@ -107,27 +106,32 @@ func uniqueNames(cs []Component) {
 	}
 }
 
-// Health statuses.
+// HealthStatus sums up a [HealthReport]; in JSON it is "ok", "degraded"
+// or "down".
+type HealthStatus string
+
+// The health statuses.
 const (
 	// HealthOK: every backend answered.
-	HealthOK = "ok"
+	HealthOK HealthStatus = "ok"
 	// HealthDegraded: requests are served, but a backend that is not
 	// required (a cache, a standby) did not answer.
-	HealthDegraded = "degraded"
+	HealthDegraded HealthStatus = "degraded"
 	// HealthDown: requests cannot be served.
-	HealthDown = "down"
+	HealthDown HealthStatus = "down"
 )
 
 // HealthReport is the result of [CheckHealth].
 type HealthReport struct {
-	// Status is HealthOK, HealthDegraded or HealthDown.
-	Status string `json:"status"`
+	// Status sums the backends up.
+	Status HealthStatus `json:"status"`
 	// Active names the backend requests go to (for a Failover, the
 	// active store; otherwise the first required backend).
 	Active string `json:"active"`
 	// Backends reports each backend, in the store's order.
 	Backends []BackendHealth `json:"backends"`
-	// Stats are the store's counters, when it counts ([StatsReporter]).
+	// Stats are the store's counters, when it counts (every store [Open],
+	// [NewTiered] and [NewFailover] return does).
 	Stats *Stats `json:"stats,omitempty"`
 }
 
@@ -137,21 +141,55 @@ func (r HealthReport) Healthy() bool { return r.Status != HealthDown }
 
 // BackendHealth is one backend's part of a [HealthReport].
 type BackendHealth struct {
-	Name      string `json:"name"`
-	Addr      string `json:"addr,omitempty"`
-	Required  bool   `json:"required"`
-	Active    bool   `json:"active"`
-	Reachable bool   `json:"reachable"`
-	// Latency is how long the ping took.
+	// Name is the backend: "redis", "postgres", "memory", or the store's
+	// type for other stores; a repeated name gets "#2", "#3".
+	Name string `json:"name"`
+	// Addr is its host:port, "" for memory. It never holds credentials.
+	Addr string `json:"addr,omitempty"`
+	// Required is true when requests cannot be served without it.
+	Required bool `json:"required"`
+	// Active is true for the backend requests go to.
+	Active bool `json:"active"`
+	// Reachable is true when it answered the ping.
+	Reachable bool `json:"reachable"`
+	// Latency is how long the ping took. In JSON it is "latency_ms", in
+	// milliseconds with microsecond precision.
 	Latency time.Duration `json:"-"`
-	// LatencyMS is Latency in milliseconds, for JSON.
-	LatencyMS float64 `json:"latency_ms"`
 	// Error is why the ping failed ("" when it did not). It never holds
 	// credentials.
 	Error string `json:"error,omitempty"`
 	// Sessions is the number of live sessions, when counting was asked
 	// for and the backend can count.
 	Sessions *int64 `json:"sessions,omitempty"`
+}
+
+// backendHealthJSON is BackendHealth as JSON, Latency in milliseconds.
+type backendHealthJSON struct {
+	Name      string  `json:"name"`
+	Addr      string  `json:"addr,omitempty"`
+	Required  bool    `json:"required"`
+	Active    bool    `json:"active"`
+	Reachable bool    `json:"reachable"`
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"`
+	Sessions  *int64  `json:"sessions,omitempty"`
+}
+
+// MarshalJSON writes Latency as "latency_ms".
+func (b BackendHealth) MarshalJSON() ([]byte, error) {
+	return json.Marshal(backendHealthJSON{b.Name, b.Addr, b.Required, b.Active, b.Reachable,
+		float64(b.Latency.Microseconds()) / 1000, b.Error, b.Sessions})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (b *BackendHealth) UnmarshalJSON(data []byte) error {
+	var j backendHealthJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*b = BackendHealth{j.Name, j.Addr, j.Required, j.Active, j.Reachable,
+		time.Duration(j.LatencyMS * float64(time.Millisecond)), j.Error, j.Sessions}
+	return nil
 }
 
 // HealthOptions configures [CheckHealth] and [HealthHandler]. The zero
@@ -170,7 +208,7 @@ type HealthOptions struct {
 }
 
 // CheckHealth pings every backend of s at once and reports their
-// reachability and latency. The status is HealthDown when a required
+// reachability and latency: for a store from [Open], pass Backend.Store. The status is HealthDown when a required
 // backend, or every backend, is unreachable; HealthDegraded when another
 // one is; HealthOK otherwise.
 //
@@ -198,7 +236,6 @@ func CheckHealth(ctx context.Context, s Store, opts HealthOptions) HealthReport 
 			start := time.Now()
 			err := ping(ctx, c.Store)
 			b.Latency = time.Since(start)
-			b.LatencyMS = float64(b.Latency.Microseconds()) / 1000
 			b.Reachable = err == nil
 			if err != nil {
 				b.Error = err.Error()
@@ -233,7 +270,7 @@ func CheckHealth(ctx context.Context, s Store, opts HealthOptions) HealthReport 
 	default:
 		rep.Status = HealthOK
 	}
-	if r, ok := s.(StatsReporter); ok {
+	if r, ok := s.(statsReporter); ok {
 		st := r.Stats()
 		rep.Stats = &st
 	}

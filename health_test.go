@@ -21,6 +21,21 @@ func serveHealth(t *testing.T, h http.Handler) (int, session.HealthReport) {
 	if ct := rr.Header().Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type = %q", ct)
 	}
+	// The JSON every probe and dashboard reads: latency in milliseconds,
+	// and Latency read back from it.
+	var raw struct {
+		Backends []map[string]any `json:"backends"`
+	}
+	json.Unmarshal(rr.Body.Bytes(), &raw)
+	for i, b := range raw.Backends {
+		ms, ok := b["latency_ms"].(float64)
+		if !ok || len(b) < 5 {
+			t.Fatalf("backend %d in JSON: %v", i, b)
+		}
+		if got := rep.Backends[i].Latency; got != time.Duration(ms*float64(time.Millisecond)) {
+			t.Fatalf("backend %d: Latency %v from latency_ms %v", i, got, ms)
+		}
+	}
 	return rr.Code, rep
 }
 
@@ -73,7 +88,7 @@ func TestHealthFailoverActive(t *testing.T) {
 	a.set(modeDown)
 	f.Set(tctx(t), "x", rec("x", time.Hour)) // moves to b
 	rep := session.CheckHealth(tctx(t), f, session.HealthOptions{})
-	if rep.Status != session.HealthDegraded || rep.Active != f.ActiveBackend() || !rep.Backends[1].Active || rep.Backends[0].Reachable {
+	if rep.Status != session.HealthDegraded || rep.Active != session.ActiveBackend(f) || !rep.Backends[1].Active || rep.Backends[0].Reachable {
 		t.Fatalf("%+v", rep)
 	}
 }

@@ -71,7 +71,7 @@ type memoryShard struct {
 // It panics when an option is negative, as time.NewTicker does: that is a
 // programming error, and NewMemoryStore has no error to return. Options
 // that come from outside the program can be checked first by
-// [MemoryCandidate] or [Open], which return the error instead.
+// [Open], which returns the error instead.
 func NewMemoryStore(opts MemoryOptions) *MemoryStore {
 	if err := opts.check(); err != nil {
 		panic(err.Error())

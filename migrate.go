@@ -15,23 +15,22 @@ import (
 	"github.com/sessionkit/session/migrations"
 )
 
-// TxBeginner is what [Migrate] needs of a database handle: a
-// *pgxpool.Pool, a *pgx.Conn and a pgx.Tx all have it.
-type TxBeginner interface {
+// txBeginner is what [Migrate] needs of a database handle.
+type txBeginner = interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Migration is one numbered schema change from the migrations directory.
-type Migration struct {
+// migration is one numbered schema change from the migrations directory.
+type migration struct {
 	Version int
 	Name    string
 	Up      string
 	Down    string
 }
 
-// Migrations returns the embedded migrations in order, written for table
-// (the default, "", is "sessions").
-func Migrations(table string) ([]Migration, error) {
+// loadMigrations returns the embedded migrations in order, written for
+// table (the default, "", is "sessions").
+func loadMigrations(table string) ([]migration, error) {
 	table, err := checkTable(table)
 	if err != nil {
 		return nil, err
@@ -40,7 +39,7 @@ func Migrations(table string) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	byVersion := map[int]*Migration{}
+	byVersion := map[int]*migration{}
 	for _, f := range files {
 		base, dir, ok := strings.Cut(strings.TrimSuffix(f, ".sql"), ".")
 		num, name, ok2 := strings.Cut(base, "_")
@@ -54,7 +53,7 @@ func Migrations(table string) ([]Migration, error) {
 		}
 		m := byVersion[v]
 		if m == nil {
-			m = &Migration{Version: v, Name: name}
+			m = &migration{Version: v, Name: name}
 			byVersion[v] = m
 		}
 		sql := renameTable(string(body), table)
@@ -64,7 +63,7 @@ func Migrations(table string) ([]Migration, error) {
 			m.Down = sql
 		}
 	}
-	out := make([]Migration, 0, len(byVersion))
+	out := make([]migration, 0, len(byVersion))
 	for _, m := range byVersion {
 		out = append(out, *m)
 	}
@@ -95,7 +94,7 @@ func renameTable(sql, table string) string {
 }
 
 // Migrate brings the session table (the default, "", is "sessions") up to
-// the newest schema. It is idempotent, and safe when several processes
+// the newest schema, over db: a *pgxpool.Pool, a *pgx.Conn or a pgx.Tx. It is idempotent, and safe when several processes
 // start at once: everything happens in one transaction holding a
 // transaction-level advisory lock, so it also works through a transaction
 // pooler such as PgBouncer. Applied versions are recorded in
@@ -106,7 +105,9 @@ func renameTable(sql, table string) string {
 // simple_protocol with pgx). When the error Migrate returns shows a
 // pooler losing or mixing up prepared statements, it says so and names the
 // two ways out: that URL parameter, or a direct connection (DIRECT_URL).
-func Migrate(ctx context.Context, db TxBeginner, table string) error {
+func Migrate(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, table string) error {
 	err := migrate(ctx, db, table)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -120,8 +121,8 @@ func Migrate(ctx context.Context, db TxBeginner, table string) error {
 	return err
 }
 
-func migrate(ctx context.Context, db TxBeginner, table string) error {
-	ms, err := Migrations(table)
+func migrate(ctx context.Context, db txBeginner, table string) error {
+	ms, err := loadMigrations(table)
 	if err != nil {
 		return err
 	}

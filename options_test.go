@@ -42,8 +42,8 @@ func lazyPool(t *testing.T) *pgxpool.Pool {
 // TestNegativeOptions: for every numeric field of every options struct, a
 // negative value is refused with an error naming struct and field by
 // every constructor that takes it (New, NewRedisStore, OpenRedis,
-// RedisCandidate, NewPostgresStore, OpenPostgres, PostgresCandidate,
-// Select, NewTiered, NewFailover, Config.Candidates, Open,
+// redisCandidate, NewPostgresStore, OpenPostgres, postgresCandidate,
+// selectStore, NewTiered, NewFailover, Config.candidates, Open,
 // ConfigFromLookup), and the constructors that return no error
 // (NewMemoryStore, HealthHandler) panic with that message, as
 // time.NewTicker does; CheckHealth reports it. The reflection check at
@@ -120,10 +120,6 @@ func TestNegativeOptions(t *testing.T) {
 
 		"RedisOptions.CountBatch": redisOpts(session.RedisOptions{CountBatch: -1}),
 
-		"SelectOptions.Timeout": one(func() error {
-			_, err := session.Select(context.Background(), []session.Candidate{session.MemoryCandidate(session.MemoryOptions{})}, session.SelectOptions{Timeout: -1, Logger: discardLogger()})
-			return err
-		}()),
 		"HealthOptions.Timeout": health(session.HealthOptions{Timeout: -1}),
 
 		"TieredOptions.CacheTimeout":  tiered(session.TieredOptions{CacheTimeout: -1}),
@@ -139,10 +135,14 @@ func TestNegativeOptions(t *testing.T) {
 		"FailoverOptions.MaxTracked":       failover(session.FailoverOptions{MaxTracked: -1}),
 		"FailoverOptions.Active":           failover(session.FailoverOptions{Active: -1}),
 
-		"Config.Timeout": one(func() error {
+		"Config.Timeout": {func() error {
 			_, err := session.Open(context.Background(), session.Config{Mode: session.ModeSelect, Timeout: -time.Second}, session.OpenOptions{Logger: discardLogger()})
 			return err
-		}()),
+		}(), func() error {
+			// The selection Open runs takes Config.Timeout as it is.
+			_, err := session.Select(context.Background(), []session.Candidate{session.MemoryCandidate(session.MemoryOptions{})}, session.SelectOptions{Timeout: -1, Logger: discardLogger()})
+			return err
+		}()},
 	}
 	for field, errs := range rows {
 		for i, err := range errs {
@@ -157,7 +157,7 @@ func TestNegativeOptions(t *testing.T) {
 
 	// Every numeric field of every options struct has a row.
 	for _, v := range []any{session.Options{}, session.CookieOptions{}, session.MemoryOptions{}, session.PostgresOptions{},
-		session.RedisOptions{}, session.SelectOptions{}, session.HealthOptions{}, session.TieredOptions{},
+		session.RedisOptions{}, session.HealthOptions{}, session.TieredOptions{},
 		session.FailoverOptions{}, session.Config{}, session.OpenOptions{}, session.Metadata{}} {
 		typ := reflect.TypeOf(v)
 		for i := 0; i < typ.NumField(); i++ {
@@ -227,7 +227,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 		t.Error("Close left the cleanup goroutine running")
 	}
 
-	// SelectOptions.Timeout 0 is three seconds; HealthOptions.Timeout 0
+	// Config.Timeout 0 is three seconds; HealthOptions.Timeout 0
 	// is two seconds: the deadline each Open or ping sees.
 	var openLeft time.Duration
 	cand := session.Candidate{Name: "probe", Persistent: true, Open: func(ctx context.Context) (session.Store, error) {
@@ -239,7 +239,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if openLeft <= 2500*time.Millisecond || openLeft > 3*time.Second {
-		t.Errorf("SelectOptions.Timeout 0: Open had %v; want 3s", openLeft)
+		t.Errorf("Config.Timeout 0: Open had %v; want 3s", openLeft)
 	}
 	ds := &deadlineStore{MemoryStore: mem}
 	if rep := session.CheckHealth(context.Background(), ds, session.HealthOptions{}); rep.Status != session.HealthOK {

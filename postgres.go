@@ -175,11 +175,11 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 func OpenPostgres(url string, opts PostgresOptions) (*PostgresStore, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("session: malformed Postgres URL %s", RedactURL(url))
+		return nil, fmt.Errorf("session: malformed Postgres URL %s", redactURL(url))
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("session: postgres %s: %w", RedactURL(url), err)
+		return nil, fmt.Errorf("session: postgres %s: %w", redactURL(url), err)
 	}
 	s, err := NewPostgresStore(pool, opts)
 	if err != nil {
@@ -262,13 +262,6 @@ func (s *PostgresStore) Count(ctx context.Context) (int64, error) {
 // cleanup calls it.
 func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
 	return s.deleteExpired(ctx, nil, true)
-}
-
-// DeleteExpiredProgress is DeleteExpired for an operator watching a large
-// purge (sessionctl purge): it calls progress with the running total after
-// each batch, and does not rest between batches.
-func (s *PostgresStore) DeleteExpiredProgress(ctx context.Context, progress func(deleted int64)) (int64, error) {
-	return s.deleteExpired(ctx, progress, false)
 }
 
 // deleteExpired deletes batch after batch. With throttle, as in the

@@ -80,11 +80,31 @@ func NewRedisStore(client redis.UniversalClient, opts RedisOptions) (*RedisStore
 	return &RedisStore{client: client, prefix: opts.Prefix, userPrefix: opts.UserPrefix, countBatch: opts.CountBatch}, nil
 }
 
-// OpenRedis connects to the Redis named by rawURL (see [NewRedisClient] for
-// the forms it takes) and returns a RedisStore that owns the client: its
-// Close closes the client. It does not contact the server; use Ping.
+// OpenRedis returns a RedisStore on a new client for the Redis named by
+// rawURL; the store owns the client: its Close closes it. It does not
+// contact the server; use Ping. The URL takes these forms:
+//
+//   - redis://[user:password@]host:port/db: one server;
+//   - rediss://…: the same over TLS, verifying the server's certificate
+//     (Upstash and most managed services);
+//   - redis://host:port?addr=host2:port2&addr=…: a Redis Cluster, given one
+//     or more seed nodes; add cluster=true when there is only one seed;
+//   - redis://host:port?master_name=name&addr=…: Sentinel, where the hosts
+//     are the sentinels and name is the monitored master.
+//
+// Other query parameters are go-redis options in snake case
+// (dial_timeout=3s, pool_size=20). An error never contains the password.
+//
+// The client honours context deadlines (go-redis ContextTimeoutEnabled):
+// without it a hung server holds a call for the client's ReadTimeout
+// whatever the caller's deadline, which breaks the Store contract.
+//
+// A rediss:// URL verifies the server's certificate against the system's
+// roots. For a private CA, put it in the file named by SSL_CERT_FILE, or
+// parse the URL with redis.ParseURL, set TLSConfig.RootCAs and pass the
+// client to [NewRedisStore].
 func OpenRedis(rawURL string, opts RedisOptions) (*RedisStore, error) {
-	client, err := NewRedisClient(rawURL)
+	client, err := newRedisClient(rawURL)
 	if err != nil {
 		return nil, err
 	}

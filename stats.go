@@ -3,15 +3,14 @@ package session
 import (
 	"context"
 	"errors"
-	"expvar"
-	"fmt"
 	"sync/atomic"
 	"time"
 )
 
-// Stats is a snapshot of a store's operation counters, for an app to
-// export however it likes (a /debug page, expvar, a metrics library of its
-// choice). Every field only ever grows.
+// Stats is a snapshot of a store's operation counters, as
+// [Backend.Stats] returns them, for an app to export however it likes (a
+// /debug page, expvar, a metrics library of its choice). Every field only
+// ever grows.
 type Stats struct {
 	// Loads counts Get calls, and ListUser calls where the store is a
 	// [UserIndex].
@@ -42,20 +41,20 @@ type Stats struct {
 	Moves int64 `json:"moves,omitempty"`
 }
 
-// StatsReporter is implemented by stores that count their operations:
-// those returned by [Instrument], [NewTiered] and [NewFailover].
-type StatsReporter interface {
+// statsReporter is implemented by stores that count their operations:
+// those returned by instrument, [NewTiered] and [NewFailover].
+type statsReporter interface {
 	Stats() Stats
 }
 
-// Counters is the set of atomic counters behind a [Stats]. The zero value
-// is ready to use and it is safe for concurrent use.
-type Counters struct {
+// opCounters is the set of atomic counters behind a [Stats]. The zero
+// value is ready to use and it is safe for concurrent use.
+type opCounters struct {
 	loads, saves, touches, destroys, errors, fallbacks atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
-func (c *Counters) Stats() Stats {
+func (c *opCounters) Stats() Stats {
 	return Stats{
 		Loads:     c.loads.Load(),
 		Saves:     c.saves.Load(),
@@ -77,7 +76,7 @@ const (
 )
 
 // count records one call of kind o that returned err, made with ctx.
-func (c *Counters) count(ctx context.Context, o op, err error) {
+func (c *opCounters) count(ctx context.Context, o op, err error) {
 	switch o {
 	case opLoad:
 		c.loads.Add(1)
@@ -103,46 +102,35 @@ func isFailure(ctx context.Context, err error) bool {
 	return ctx.Err() == nil
 }
 
-// PublishStats publishes r's counters as the expvar variable name (served
-// as JSON on /debug/vars by expvar's handler). Unlike expvar.Publish it
-// returns an error instead of panicking when name is taken.
-func PublishStats(name string, r StatsReporter) error {
-	if expvar.Get(name) != nil {
-		return fmt.Errorf("session: expvar %q is already published", name)
-	}
-	expvar.Publish(name, expvar.Func(func() any { return r.Stats() }))
-	return nil
-}
-
-// Instrument returns s wrapped so that its calls are counted
-// ([StatsReporter]). The result offers exactly the optional abilities s
-// has among [CompareAndSetter], [UserIndex], [Counter] and [Cleaner]
-// (CompareAndSet counts as a save, ListUser as a load, DestroyUser as a
-// destroy), and always [Pinger] (a store that is not a Pinger is reachable while ctx is
-// live), [Closer] (closing s when s is a Closer), [Componenter] (the
-// components of s, or s itself as a required backend) and [Activer] (the
-// backend of s in use).
-func Instrument(s Store) Store {
+// instrument returns s wrapped so that its calls are counted
+// (statsReporter): what [Open] returns in select mode. The result offers
+// exactly the optional abilities s has among [CompareAndSetter],
+// [UserIndex], [Counter] and [Cleaner] (CompareAndSet counts as a save,
+// ListUser as a load, DestroyUser as a destroy), and always [Pinger] (a
+// store that is not a Pinger is reachable while ctx is live), [Closer]
+// (closing s when s is a Closer), componenter (the components of s, or s
+// itself as a required backend) and activer (the backend of s in use).
+func instrument(s Store) Store {
 	return compose(&instrumented{inner: s}, abilitiesOf(s))
 }
 
-// instrumented is the implementation behind [Instrument].
+// instrumented is the implementation behind instrument.
 type instrumented struct {
 	inner    Store
-	counters Counters
+	counters opCounters
 }
 
 func (s *instrumented) impl() any { return s }
 
-// Stats implements [StatsReporter].
+// Stats implements statsReporter.
 func (s *instrumented) Stats() Stats { return s.counters.Stats() }
 
-// Components implements [Componenter]: the wrapped store's components, or
+// components implements componenter: the wrapped store's components, or
 // the wrapped store itself, required.
-func (s *instrumented) Components() []Component { return components(s.inner) }
+func (s *instrumented) components() []component { return components(s.inner) }
 
-// ActiveBackend implements [Activer]: the wrapped store's.
-func (s *instrumented) ActiveBackend() string { return activeBackend(s.inner) }
+// activeBackend implements activer: the wrapped store's.
+func (s *instrumented) activeBackend() string { return activeBackend(s.inner) }
 
 func (s *instrumented) Get(ctx context.Context, id string) (Record, error) {
 	rec, err := s.inner.Get(ctx, id)

@@ -53,8 +53,8 @@ type tiered struct {
 	casCache      CompareAndSetter // nil when the cache cannot compare
 	opts          TieredOptions
 	logger        *slog.Logger
-	counters      Counters
-	comps         []Component
+	counters      opCounters
+	comps         []component
 
 	downUntil atomic.Int64 // unix nanoseconds; 0: the cache is up
 	mu        sync.Mutex
@@ -97,12 +97,12 @@ var tombstone = []byte("\x00sessionkit/session:tombstone\x00")
 //
 // and always [Pinger] (reachable when the source is, whatever the cache;
 // a source that is not a Pinger counts as reachable while ctx is live),
-// [Closer] (a no-op: it runs no goroutine and does not own its stores),
-// [StatsReporter] (Fallbacks counts reads the cache could not answer
-// because it failed, was skipped or could not be trusted; CacheHits and
-// CacheMisses count reads answered by the cache and by the source),
-// [Componenter] (the cache, not required, and the source, required) and
-// [Activer] (the source).
+// [Closer] (a no-op: it runs no goroutine and does not own its stores).
+// It counts its operations ([Stats]: Fallbacks counts reads the cache
+// could not answer because it failed, was skipped or could not be
+// trusted; CacheHits and CacheMisses count reads answered by the cache
+// and by the source), and [CheckHealth] reports the cache, not required,
+// and the source, required and active.
 //
 // Limits: the ids whose cache write failed are remembered per process. A
 // cache that only one process of several could not reach may keep serving
@@ -142,22 +142,22 @@ func NewTiered(cache, source Store, opts TieredOptions) (Store, error) {
 	t.casCache, _ = cache.(CompareAndSetter)
 	cn, ca := describe(cache)
 	sn, sa := describe(source)
-	t.comps = []Component{{Name: cn, Addr: ca, Store: cache}, {Name: sn, Addr: sa, Store: source, Required: true}}
+	t.comps = []component{{Name: cn, Addr: ca, Store: cache}, {Name: sn, Addr: sa, Store: source, Required: true}}
 	uniqueNames(t.comps)
 	return compose(t, abilitiesOf(source)), nil
 }
 
 func (t *tiered) impl() any { return t }
 
-// Components implements [Componenter]: the cache (not required) and the
+// components implements componenter: the cache (not required) and the
 // source (required).
-func (t *tiered) Components() []Component { return append([]Component(nil), t.comps...) }
+func (t *tiered) components() []component { return append([]component(nil), t.comps...) }
 
-// ActiveBackend implements [Activer]: the source, which every write and
+// activeBackend implements activer: the source, which every write and
 // every read the cache cannot answer goes to.
-func (t *tiered) ActiveBackend() string { return t.comps[1].Name }
+func (t *tiered) activeBackend() string { return t.comps[1].Name }
 
-// Stats implements [StatsReporter].
+// Stats implements statsReporter.
 func (t *tiered) Stats() Stats {
 	st := t.counters.Stats()
 	st.CacheHits, st.CacheMisses = t.hits.Load(), t.misses.Load()

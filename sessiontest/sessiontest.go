@@ -37,7 +37,7 @@ var abilities = []struct {
 		func(s session.Store) bool { _, ok := s.(session.Counter); return ok }},
 	{Skipped{"session.Cleaner", "expired records are never returned but stay in the backend until the store removes them by itself: nothing can free them on demand"},
 		func(s session.Store) bool { _, ok := s.(session.Cleaner); return ok }},
-	{Skipped{"session.Pinger", "Open, Select and health checks count the store as reachable without asking it, and Failover's probes always find it healthy, so requests move back to it even while it is down"},
+	{Skipped{"session.Pinger", "Open and health checks count the store as reachable without asking it, and Failover's probes always find it healthy, so requests move back to it even while it is down"},
 		func(s session.Store) bool { _, ok := s.(session.Pinger); return ok }},
 	{Skipped{"session.Closer", "none for a store that starts no goroutine and opens no connection of its own; for any other, Backend.Close cannot release them, and Run cannot check that they stop"},
 		func(s session.Store) bool { _, ok := s.(session.Closer); return ok }},

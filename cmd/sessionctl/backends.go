@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // backend is one configured persistent store, opened directly: no
@@ -20,14 +21,16 @@ type backend struct {
 func openBackends(cfg session.Config) ([]backend, error) {
 	var bs []backend
 	if cfg.RedisURL != "" {
-		s, err := session.OpenRedis(cfg.RedisURL, session.RedisOptions{Prefix: cfg.RedisPrefix})
+		s, err := session.OpenRedis(cfg.RedisURL, cfg.RedisOptions())
 		if err != nil {
 			return nil, err
 		}
 		bs = append(bs, backend{name: "redis", addr: addrOf(cfg, "redis"), store: s})
 	}
 	if cfg.DatabaseURL != "" {
-		s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, DisableCleanup: true})
+		po := cfg.PostgresOptions()
+		po.DisableCleanup = true
+		s, err := session.OpenPostgres(cfg.DatabaseURL, po)
 		if err != nil {
 			closeAll(bs)
 			return nil, err
@@ -48,7 +51,7 @@ func closeAll(bs []backend) {
 // addrOf is the host:port of the configured backend name, as the
 // selector logs it.
 func addrOf(cfg session.Config, name string) string {
-	cands, err := cfg.Candidates(nil)
+	cands, err := ops.Candidates(cfg)
 	if err != nil {
 		return ""
 	}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"text/tabwriter"
@@ -15,17 +14,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // probeResult is what doctor found about one candidate.
 type probeResult struct {
-	session.CandidateResult
+	session.Attempt
 	// Detail is what a working backend told (schema state, latency).
 	Detail string `json:"detail,omitempty"`
 }
 
 type doctorReport struct {
-	Mode       string        `json:"mode"`
+	Mode       session.Mode  `json:"mode"`
 	Production bool          `json:"production"`
 	Secret     string        `json:"secret"`
 	Candidates []probeResult `json:"candidates"`
@@ -33,6 +33,13 @@ type doctorReport struct {
 	Verdict    string        `json:"verdict"`
 	ExitCode   int           `json:"exit_code"`
 }
+
+// outcomeUnused is doctor's own outcome for a backend after the chosen
+// one: it works, and an earlier backend is preferred.
+const outcomeUnused session.Outcome = "ok, unused"
+
+// minSecretLen is the shortest secret session.KeyFromSecret takes.
+const minSecretLen = 32
 
 func init() {
 	var asJSON *bool
@@ -72,32 +79,38 @@ would not start.`,
 
 func doctor(ctx context.Context, cfg session.Config) doctorReport {
 	rep := doctorReport{Mode: cfg.Mode, Production: cfg.Production}
+	if rep.Mode == "" {
+		rep.Mode = session.ModeSelect
+	}
 	switch {
-	case len(cfg.Secret) >= session.MinSecretLen:
+	case len(cfg.Secret) >= minSecretLen:
 		rep.Secret = fmt.Sprintf("set (%d bytes)", len(cfg.Secret))
 	case len(cfg.Secret) > 0:
-		rep.Secret = fmt.Sprintf("too short (%d bytes; at least %d): the app's KeyFromSecret refuses it", len(cfg.Secret), session.MinSecretLen)
+		rep.Secret = fmt.Sprintf("too short (%d bytes; at least %d): the app's KeyFromSecret refuses it", len(cfg.Secret), minSecretLen)
 	default:
 		rep.Secret = "unset: a random key per process, so sessions do not survive a restart"
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cands, err := cfg.Candidates(&session.OpenOptions{Logger: quiet})
+	cands, err := ops.Candidates(cfg)
 	if err != nil {
 		rep.Verdict, rep.ExitCode = err.Error(), exitConfig
 		return rep
 	}
 	details := make([]string, len(cands))
-	for i := range cands {
-		cands[i].Open = probe(cfg, cands[i], &details[i])
+	// try runs the app's startup check of candidate i, read-only, with the
+	// app's rules (persistence, SESSION_BACKEND_TIMEOUT).
+	try := func(i int) session.Attempt {
+		return ops.Try(ctx, cfg, cands[i], probe(cfg, cands[i], &details[i])).(session.Attempt)
 	}
-	sel := cfg.SelectOptions(quiet)
+	results := make([]session.Attempt, len(cands))
 
 	if cfg.Mode == session.ModeTiered {
 		// Postgres is required; Redis is a cache the app uses whenever it
 		// answers.
-		results := probeAll(ctx, cands, sel)
+		for i := range cands {
+			results[i] = try(i)
+		}
 		rep.Candidates = withDetails(results, details)
-		var rd, pg session.CandidateResult
+		var rd, pg session.Attempt
 		for _, r := range results {
 			switch r.Name {
 			case "redis":
@@ -111,56 +124,58 @@ func doctor(ctx context.Context, cfg session.Config) doctorReport {
 			rep.Verdict = fmt.Sprintf("the app would not start: tiered mode needs Postgres, and %s", describe(pg))
 			rep.ExitCode = exitFailure
 		case rd.Outcome != session.OutcomeChosen:
-			rep.Choice = session.ModeTiered
+			rep.Choice = string(session.ModeTiered)
 			rep.Verdict = fmt.Sprintf("the app would start in tiered mode serving from Postgres only, because %s; it uses Redis once it answers", describe(rd))
 			rep.ExitCode = exitDegraded
 		default:
-			rep.Choice = session.ModeTiered
+			rep.Choice = string(session.ModeTiered)
 			rep.Verdict = "the app would use Redis as a cache in front of Postgres (tiered mode)"
 		}
 		return markMemory(rep)
 	}
 
-	// select and failover: the first candidate that works serves.
-	s, err := session.Select(ctx, cands, sel)
-	var results []session.CandidateResult
-	var selErr *session.SelectError
-	switch {
-	case err == nil:
-		closeStore(s.Store)
-		results = s.Candidates
-	case errors.As(err, &selErr):
-		results = selErr.Candidates
-	default:
-		rep.Verdict, rep.ExitCode = err.Error(), exitFailure
-		return rep
-	}
-	// The candidates after the chosen one: probe them too, for the
-	// operator (in failover mode they are the standbys).
-	for i, r := range results {
-		if r.Outcome == session.OutcomeNotTried && cands[i].Persistent {
-			results[i] = probeOne(ctx, cands[i], sel)
+	// select and failover: the first candidate that works serves. The
+	// persistent candidates after it are probed too, for the operator (in
+	// failover mode they are the standbys).
+	chosen := -1
+	for i, c := range cands {
+		switch {
+		case chosen < 0:
+			results[i] = try(i)
 			if results[i].Outcome == session.OutcomeChosen {
-				results[i].Outcome = "ok, unused" // works; an earlier backend is preferred
+				chosen = i
 			}
+		case c.Persistent:
+			results[i] = try(i)
+			if results[i].Outcome == session.OutcomeChosen {
+				results[i].Outcome = outcomeUnused
+			}
+		default:
+			results[i] = session.Attempt{Name: c.Name, Addr: c.Addr, Outcome: session.OutcomeNotTried}
+		}
+		if err := ctx.Err(); err != nil {
+			rep.Verdict, rep.ExitCode = "session: selecting a store: "+err.Error(), exitFailure
+			return rep
 		}
 	}
 	rep.Candidates = withDetails(results, details)
-	if err != nil {
-		rep.Verdict = "the app would not start: " + strings.TrimPrefix(err.Error(), "session: ")
+	if chosen < 0 {
+		parts := make([]string, len(results))
+		for i, r := range results {
+			parts[i] = r.String()
+		}
+		rep.Verdict = "the app would not start: no session store: " + strings.Join(parts, "; ")
 		rep.ExitCode = exitFailure
 		return rep
 	}
-	rep.Choice = s.Name
-	what := fmt.Sprintf("the app would choose %s", name(s.Name, s.Addr))
+	c := cands[chosen]
+	rep.Choice = c.Name
+	what := fmt.Sprintf("the app would choose %s", name(c.Name, c.Addr))
 	if cfg.Mode == session.ModeFailover {
-		what = fmt.Sprintf("the app would start in failover mode with %s active", name(s.Name, s.Addr))
+		what = fmt.Sprintf("the app would start in failover mode with %s active", name(c.Name, c.Addr))
 	}
 	var because []string
-	for _, r := range results {
-		if r.Name == s.Name {
-			break
-		}
+	for _, r := range results[:chosen] {
 		because = append(because, describe(r))
 	}
 	if len(because) == 0 {
@@ -186,10 +201,13 @@ func name(n, addr string) string {
 	return n + " (" + addr + ")"
 }
 
-func describe(r session.CandidateResult) string {
-	s := name(r.Name, r.Addr) + " " + r.Outcome
-	if r.Outcome == session.OutcomeFailed || r.Outcome == session.OutcomeSkipped {
-		s = name(r.Name, r.Addr) + " " + map[string]string{session.OutcomeFailed: "failed", session.OutcomeSkipped: "was skipped"}[r.Outcome]
+func describe(r session.Attempt) string {
+	s := name(r.Name, r.Addr) + " " + string(r.Outcome)
+	switch r.Outcome {
+	case session.OutcomeFailed:
+		s = name(r.Name, r.Addr) + " failed"
+	case session.OutcomeSkipped:
+		s = name(r.Name, r.Addr) + " was skipped"
 	}
 	if r.Reason != "" {
 		s += ": " + r.Reason
@@ -197,72 +215,47 @@ func describe(r session.CandidateResult) string {
 	return s
 }
 
-func withDetails(rs []session.CandidateResult, details []string) []probeResult {
+func withDetails(rs []session.Attempt, details []string) []probeResult {
 	out := make([]probeResult, len(rs))
 	for i, r := range rs {
-		out[i] = probeResult{CandidateResult: r}
-		if i < len(details) && (r.Outcome == session.OutcomeChosen || r.Outcome == "ok, unused") {
+		out[i] = probeResult{Attempt: r}
+		if i < len(details) && (r.Outcome == session.OutcomeChosen || r.Outcome == outcomeUnused) {
 			out[i].Detail = details[i]
 		}
 	}
 	return out
 }
 
-// probeAll probes every candidate with the selector's rules.
-func probeAll(ctx context.Context, cands []session.Candidate, sel session.SelectOptions) []session.CandidateResult {
-	out := make([]session.CandidateResult, len(cands))
-	for i, c := range cands {
-		out[i] = probeOne(ctx, c, sel)
-	}
-	return out
-}
-
-// probeOne runs the selector on one candidate alone, so that its rules
-// (persistence, timeout) apply.
-func probeOne(ctx context.Context, c session.Candidate, sel session.SelectOptions) session.CandidateResult {
-	s, err := session.Select(ctx, []session.Candidate{c}, sel)
-	if err == nil {
-		closeStore(s.Store)
-		return s.Candidates[0]
-	}
-	var selErr *session.SelectError
-	if errors.As(err, &selErr) && len(selErr.Candidates) == 1 {
-		return selErr.Candidates[0]
-	}
-	return session.CandidateResult{Name: c.Name, Addr: c.Addr, Outcome: session.OutcomeFailed, Reason: err.Error()}
-}
-
-func closeStore(s session.Store) {
-	if c, ok := s.(session.Closer); ok {
-		c.Close()
-	}
-}
-
-// probe returns a read-only Open for candidate c: what the app's Open
+// probe returns a read-only check of candidate c: what the app's Open
 // checks, without Migrate. It writes what it learnt into detail.
-func probe(cfg session.Config, c session.Candidate, detail *string) func(context.Context) (session.Store, error) {
+func probe(cfg session.Config, c ops.Candidate, detail *string) func(context.Context) error {
 	switch c.Name {
 	case "redis":
-		open := c.Open
-		return func(ctx context.Context) (session.Store, error) {
+		return func(ctx context.Context) error {
 			start := time.Now()
-			s, err := open(ctx)
+			s, err := session.OpenRedis(cfg.RedisURL, cfg.RedisOptions())
 			if err != nil {
-				return nil, diagnoseTCP(err, c.Addr)
+				return err
+			}
+			defer s.Close()
+			if err := s.Ping(ctx); err != nil {
+				return diagnoseTCP(scrubErr(err, cfg.RedisURL), c.Addr)
 			}
 			*detail = fmt.Sprintf("ping %v", time.Since(start).Round(time.Millisecond))
-			return s, nil
+			return nil
 		}
 	case "postgres":
-		return func(ctx context.Context) (session.Store, error) {
+		return func(ctx context.Context) error {
 			start := time.Now()
-			s, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, DisableCleanup: true})
+			po := cfg.PostgresOptions()
+			po.DisableCleanup = true
+			s, err := session.OpenPostgres(cfg.DatabaseURL, po)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			fail := func(err error) (session.Store, error) {
-				s.Close()
-				return nil, scrubErr(scrubErr(err, cfg.DatabaseURL), cfg.DirectURL)
+			defer s.Close()
+			fail := func(err error) error {
+				return scrubErr(scrubErr(err, cfg.DatabaseURL), cfg.DirectURL)
 			}
 			if err := s.Ping(ctx); err != nil {
 				return fail(diagnoseTCP(err, c.Addr))
@@ -278,15 +271,16 @@ func probe(cfg session.Config, c session.Candidate, detail *string) func(context
 				defer conn.Close(context.WithoutCancel(ctx))
 				db = conn
 			}
-			state, err := schemaState(ctx, db, cfg.Table)
+			state, err := schemaState(ctx, db, po.Table)
 			if err != nil {
 				return fail(err)
 			}
 			*detail = fmt.Sprintf("ping %v; %s", lat, state)
-			return s, nil
+			return nil
 		}
 	}
-	return c.Open
+	// memory: nothing to contact.
+	return func(ctx context.Context) error { return ctx.Err() }
 }
 
 // diagnoseTCP adds the result of a plain TCP connection to a ping error:
@@ -320,7 +314,7 @@ func querier(q queryer) queryer { return q }
 
 // schemaState says how far the table's migrations are, read-only.
 func schemaState(ctx context.Context, db queryer, table string) (string, error) {
-	all, err := session.Migrations(table)
+	all, err := ops.Migrations()
 	if err != nil {
 		return "", err
 	}

@@ -173,9 +173,21 @@ func withSession(c *cli, fs *flag.FlagSet, f sessionFlags, args []string, do fun
 func verify(cfg session.Config, cookieName string, encrypted bool, value string) (string, error) {
 	value = strings.TrimSpace(value)
 	value = strings.TrimPrefix(value, cookieName+"=")
-	keys, err := cfg.Keys(encrypted)
+	opts, err := cfg.Options()
 	if err != nil {
 		return "", err
+	}
+	keys := opts.Keys
+	if encrypted {
+		// Options signs only; an app that encrypts derives its pairs so.
+		keys = nil
+		for _, s := range append([]session.Secret{cfg.Secret}, cfg.PreviousSecrets...) {
+			k, err := session.KeyFromSecret(string(s), true)
+			if err != nil {
+				return "", err
+			}
+			keys = append(keys, k)
+		}
 	}
 	codec, err := session.NewSecureCookieCodec(keys...)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 func init() {
@@ -35,6 +36,7 @@ applied.`,
 				c.errorf("migrate needs DATABASE_URL (and DIRECT_URL when DATABASE_URL is a transaction pooler)")
 				return exitConfig
 			}
+			table := cfg.PostgresOptions().Table
 			url := cfg.DatabaseURL
 			if cfg.DirectURL != "" {
 				url = cfg.DirectURL
@@ -43,20 +45,20 @@ applied.`,
 			defer cancel()
 			conn, err := pgx.Connect(ctx, url)
 			if err != nil {
-				c.errorf("connecting to Postgres at %s: %v", session.RedactURL(url), scrubErr(err, url))
+				c.errorf("connecting to Postgres at %s: %v", ops.RedactURL(url), scrubErr(err, url))
 				return exitFailure
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
-			before, err := appliedVersions(ctx, conn, cfg.Table)
+			before, err := appliedVersions(ctx, conn, table)
 			if err != nil {
 				c.errorf("%v", err)
 				return exitFailure
 			}
-			if err := session.Migrate(ctx, conn, cfg.Table); err != nil {
+			if err := session.Migrate(ctx, conn, table); err != nil {
 				c.errorf("%v", scrubErr(err, url))
 				return exitFailure
 			}
-			all, err := session.Migrations(cfg.Table)
+			all, err := ops.Migrations()
 			if err != nil {
 				c.errorf("%v", err)
 				return exitFailure
@@ -64,12 +66,12 @@ applied.`,
 			n := 0
 			for _, m := range all {
 				if !before[m.Version] {
-					fmt.Fprintf(c.stdout, "applied %04d_%s to %s\n", m.Version, m.Name, cfg.Table)
+					fmt.Fprintf(c.stdout, "applied %04d_%s to %s\n", m.Version, m.Name, table)
 					n++
 				}
 			}
 			if n == 0 {
-				fmt.Fprintf(c.stdout, "%s is up to date (%d migrations)\n", cfg.Table, len(all))
+				fmt.Fprintf(c.stdout, "%s is up to date (%d migrations)\n", table, len(all))
 			}
 			return exitOK
 		},

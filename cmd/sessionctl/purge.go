@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 func init() {
@@ -41,7 +42,10 @@ Ctrl-C stops it; the batches already done stay done.`,
 				c.errorf("purge needs DATABASE_URL")
 				return exitConfig
 			}
-			store, err := session.OpenPostgres(cfg.DatabaseURL, session.PostgresOptions{Table: cfg.Table, DisableCleanup: true, CleanupBatchSize: *batch})
+			po := cfg.PostgresOptions()
+			table := po.Table
+			po.DisableCleanup, po.CleanupBatchSize = true, *batch
+			store, err := session.OpenPostgres(cfg.DatabaseURL, po)
 			if err != nil {
 				c.errorf("%v", err)
 				return exitConfig
@@ -49,13 +53,13 @@ Ctrl-C stops it; the batches already done stay done.`,
 			defer store.Close()
 			p := newProgress(c, *quiet)
 			start := time.Now()
-			n, err := store.DeleteExpiredProgress(c.ctx, p.update)
+			n, err := ops.PurgeExpired(c.ctx, store, p.update)
 			p.done()
 			if err != nil {
-				c.errorf("purge of %s stopped after %d rows: %v", cfg.Table, n, scrubErr(err, cfg.DatabaseURL))
+				c.errorf("purge of %s stopped after %d rows: %v", table, n, scrubErr(err, cfg.DatabaseURL))
 				return exitFailure
 			}
-			fmt.Fprintf(c.stdout, "purged %d expired sessions from %s in %v\n", n, cfg.Table, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(c.stdout, "purged %d expired sessions from %s in %v\n", n, table, time.Since(start).Round(time.Millisecond))
 			return exitOK
 		},
 	})

@@ -117,19 +117,16 @@ func run(logger *slog.Logger) error {
 // newApp wires the handlers. Only /api/ goes through the session
 // middleware: probes and admin calls never create sessions.
 func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy string, logger *slog.Logger) (http.Handler, error) {
-	opts := session.Options{
-		Logger: logger,
-		Cookie: session.CookieOptions{Domain: cfg.CookieDomain},
-	}
-	opts.TrustProxy, _ = strconv.ParseBool(trustProxy)
-	// SESSION_SECRET signs; SESSION_SECRET_PREVIOUS still verifies.
-	// Outside production the secret may be unset: session.New then uses a
-	// random key and warns that sessions will not survive a restart.
-	keys, err := cfg.Keys(false)
+	// COOKIE_DOMAIN, and the keys: SESSION_SECRET signs,
+	// SESSION_SECRET_PREVIOUS still verifies. Outside production the
+	// secret may be unset: session.New then uses a random key and warns
+	// that sessions will not survive a restart.
+	opts, err := cfg.Options()
 	if err != nil {
 		return nil, err
 	}
-	opts.Keys = keys
+	opts.Logger = logger
+	opts.TrustProxy, _ = strconv.ParseBool(trustProxy)
 	sessions, err := session.New(backend.Store, opts)
 	if err != nil {
 		return nil, err
@@ -142,7 +139,7 @@ func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", sessions.Handler(api))
-	mux.Handle("GET /healthz", backend.HealthHandler(session.HealthOptions{}))
+	mux.Handle("GET /healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
 	mux.Handle("GET /admin/sessions/stats", adminOnly(adminToken, statsHandler(backend)))
 	return mux, nil
 }
@@ -212,14 +209,14 @@ func adminOnly(token string, h http.Handler) http.Handler {
 type statsJSON struct {
 	Backend  string                  `json:"backend"` // chosen backend or mode
 	Active   string                  `json:"active"`  // where requests go now
-	Status   string                  `json:"status"`  // ok, degraded, down
+	Status   session.HealthStatus    `json:"status"`  // ok, degraded, down
 	Backends []session.BackendHealth `json:"backends"`
 	Stats    session.Stats           `json:"stats"`
 }
 
 func statsHandler(backend *session.Backend) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rep := backend.Health(r.Context(), session.HealthOptions{CountSessions: true, Timeout: 10 * time.Second})
+		rep := session.CheckHealth(r.Context(), backend.Store, session.HealthOptions{CountSessions: true, Timeout: 10 * time.Second})
 		code := http.StatusOK
 		if !rep.Healthy() {
 			code = http.StatusServiceUnavailable

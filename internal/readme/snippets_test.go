@@ -7,6 +7,7 @@ package readme
 import (
 	"context"
 	"crypto/x509"
+	"expvar"
 	"fmt"
 	"log"
 	"net/http"
@@ -30,11 +31,11 @@ func main() {
 		log.Fatal(err)
 	}
 	defer backend.Close()
-	key, err := session.KeyFromSecret(string(cfg.Secret), false) // at least 32 bytes
+	opts, err := cfg.Options() // COOKIE_DOMAIN; keys from SESSION_SECRET (at least 32 bytes) and SESSION_SECRET_PREVIOUS
 	if err != nil {
 		log.Fatal(err)
 	}
-	sessions, err := session.New(backend.Store, session.Options{Keys: []session.KeyPair{key}})
+	sessions, err := session.New(backend.Store, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -113,8 +114,8 @@ func choosingABackend(ctx context.Context) {
 	}
 	defer backend.Close()
 	store := backend.Store // give this to the middleware
-	http.Handle("/healthz", backend.HealthHandler(session.HealthOptions{}))
-	session.PublishStats("sessions", backend.Store.(session.StatsReporter)) // expvar
+	http.Handle("/healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
+	expvar.Publish("sessions", expvar.Func(func() any { return backend.Stats() })) // on /debug/vars
 	_ = store
 }
 
@@ -132,7 +133,13 @@ func rotatingKeys(store session.Store) error {
 	return err
 }
 
+// Operations: publishing the store's counters.
+func publishStats(backend *session.Backend) {
+	expvar.Publish("sessions", expvar.Func(func() any { return backend.Stats() }))
+}
+
 var (
+	_ = publishStats
 	_ = main
 	_ = memoryBackend
 	_ = redisBackend

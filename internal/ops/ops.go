@@ -1,0 +1,44 @@
+// Package ops is how cmd/sessionctl reaches what package session keeps
+// unexported: what an operator's tool needs and an app never should.
+// Package session sets every variable here in its init, so a program that
+// imports both finds them set. Where a type of package session cannot be
+// named here (it would be an import cycle), the doc says what to assert.
+package ops
+
+import "context"
+
+// Candidate is one backend that session.Open would try at startup.
+type Candidate struct {
+	Name       string // "redis", "postgres" or "memory"
+	Addr       string // host:port, never credentials; "" for memory
+	Persistent bool   // false for memory
+}
+
+// Migration is one numbered schema change of the embedded migrations.
+type Migration struct {
+	Version int
+	Name    string
+}
+
+var (
+	// Candidates returns the backends cfg (a session.Config) configures,
+	// in the order session.Open tries them.
+	Candidates func(cfg any) ([]Candidate, error)
+
+	// Try runs check on c as session.Open runs a candidate's startup check:
+	// with cfg's (a session.Config's) rules for a non-persistent backend
+	// and its timeout, logging nothing. It returns a session.Attempt.
+	Try func(ctx context.Context, cfg any, c Candidate, check func(context.Context) error) any
+
+	// Migrations returns the embedded migrations, in order.
+	Migrations func() ([]Migration, error)
+
+	// PurgeExpired deletes the expired rows of store (a
+	// *session.PostgresStore) without resting between batches, calling
+	// progress with the running total after each batch.
+	PurgeExpired func(ctx context.Context, store any, progress func(deleted int64)) (int64, error)
+
+	// RedactURL returns rawURL with its password replaced, as session's
+	// errors and logs show URLs.
+	RedactURL func(rawURL string) string
+)

@@ -1,0 +1,55 @@
+package session
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/sessionkit/session/internal/ops"
+)
+
+// What cmd/sessionctl needs of this package and no app does, through
+// internal/ops.
+func init() {
+	ops.Candidates = func(cfg any) ([]ops.Candidate, error) {
+		cands, err := cfg.(Config).candidates(OpenOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ops.Candidate, len(cands))
+		for i, c := range cands {
+			out[i] = ops.Candidate{Name: c.Name, Addr: c.Addr, Persistent: c.Persistent}
+		}
+		return out, nil
+	}
+	ops.Try = func(ctx context.Context, cfg any, c ops.Candidate, check func(context.Context) error) any {
+		sel := cfg.(Config).selectOptions(slog.New(slog.NewTextHandler(io.Discard, nil))).withDefaults()
+		_, a := tryCandidate(ctx, candidate{Name: c.Name, Addr: c.Addr, Persistent: c.Persistent,
+			Open: func(ctx context.Context) (Store, error) {
+				if err := check(ctx); err != nil {
+					return nil, err
+				}
+				return checked{}, nil
+			}}, sel)
+		return a
+	}
+	ops.Migrations = func() ([]ops.Migration, error) {
+		ms, err := loadMigrations("")
+		if err != nil {
+			return nil, err
+		}
+		out := make([]ops.Migration, len(ms))
+		for i, m := range ms {
+			out[i] = ops.Migration{Version: m.Version, Name: m.Name}
+		}
+		return out, nil
+	}
+	ops.PurgeExpired = func(ctx context.Context, store any, progress func(int64)) (int64, error) {
+		return store.(*PostgresStore).deleteExpired(ctx, progress, false)
+	}
+	ops.RedactURL = redactURL
+}
+
+// checked stands for a store whose check passed, for ops.Try: the caller
+// made and closed the store itself.
+type checked struct{ Store }
