@@ -153,6 +153,7 @@ func TestRedisCluster(t *testing.T) {
 	// ClusterClient, on the cluster this test started (before the kill).
 	newStore := func(t testing.TB) session.Store { return openRedisStore(t, url) }
 	t.Run("Middleware", func(t *testing.T) { middlewareSuite(t, newStore) })
+	t.Run("Hardening", func(t *testing.T) { hardeningSuite(t, newStore) })
 	t.Run("Hostile", func(t *testing.T) { testHostileRequests(t, newStore(t)) })
 
 	t.Run("CountCoversEveryMaster", func(t *testing.T) {
@@ -351,6 +352,7 @@ func TestRedisSentinel(t *testing.T) {
 
 	newStore := func(t testing.TB) session.Store { return openRedisStore(t, url) }
 	t.Run("Middleware", func(t *testing.T) { middlewareSuite(t, newStore) })
+	t.Run("Hardening", func(t *testing.T) { hardeningSuite(t, newStore) })
 	t.Run("Hostile", func(t *testing.T) { testHostileRequests(t, newStore(t)) })
 
 	t.Run("MasterKilled", func(t *testing.T) {
@@ -476,6 +478,7 @@ func TestPgBouncer(t *testing.T) {
 		return s
 	}
 	t.Run("Middleware", func(t *testing.T) { middlewareSuite(t, newStore) })
+	t.Run("Hardening", func(t *testing.T) { hardeningSuite(t, newStore) })
 	t.Run("Hostile", func(t *testing.T) { testHostileRequests(t, newStore(t)) })
 
 	// Which of pgx's query exec modes work through a transaction pooler.

@@ -37,6 +37,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -77,6 +78,8 @@ type cli struct {
 	lookup func(string) (string, bool)
 }
 
+var quietRedisOnce sync.Once
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
@@ -86,8 +89,9 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	// go-redis logs its reconnection attempts itself; sessionctl reports
-	// errors on its own.
-	redis.SetLogger(quietRedis{})
+	// errors on its own. Its logger is a global that its background dials
+	// read, so it is set once, before any client exists.
+	quietRedisOnce.Do(func() { redis.SetLogger(quietRedis{}) })
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, lookup: lookup}
 	if len(args) == 0 {
 		usage(stderr)
