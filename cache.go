@@ -24,6 +24,14 @@ import (
 
 // vary adds the request headers a session-dependent response varies on.
 func (m *Manager) vary(h http.Header) {
+	if m.opts.TokenHeader == "" && len(h["Vary"]) == 0 && len(h["Cache-Control"]) == 0 {
+		// The common case, with one allocation for both headers (each
+		// capped, so that appending to one never touches the other);
+		// privateCache then finds its default in place.
+		both := []string{"Cookie", "no-store"}
+		h["Vary"], h["Cache-Control"] = both[0:1:1], both[1:2:2]
+		return
+	}
 	addVary(h, "Cookie")
 	if m.opts.TokenHeader != "" {
 		addVary(h, m.opts.TokenHeader)
@@ -49,6 +57,9 @@ func addVary(h http.Header, name string) {
 // carries a token or its expiry.
 func privateCache(h http.Header, tokenSent bool) {
 	cc := h.Values("Cache-Control")
+	if len(cc) == 1 && cc[0] == "no-store" {
+		return // already the strictest, as vary leaves it by default
+	}
 	if tokenSent || len(cc) == 0 {
 		h.Set("Cache-Control", "no-store")
 		return
