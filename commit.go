@@ -193,27 +193,25 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			if s.renewFrom == "" {
 				return false, nil
 			}
-			var done bool
-			done, base, err = s.claim(ctx)
-			if err != nil || done {
-				if err != nil || base == nil {
-					// The old session was ended meanwhile (or the claim
-					// failed): the renewed copy must not outlive it.
-					if derr := m.store.Destroy(ctx, s.id); derr != nil && err == nil {
-						err = derr
-					}
-					s.stored = nil
+			changed, gone, err := s.claim(ctx)
+			if err != nil || gone {
+				// The old session was ended meanwhile (or the claim
+				// failed): the renewed copy must not outlive it.
+				if derr := m.store.Destroy(ctx, s.id); derr != nil && err == nil {
+					err = derr
 				}
+				s.stored = nil
 				if err != nil {
 					m.stats.errors.Add(1)
 					return false, err
 				}
-				if base == nil {
-					s.lost()
-					return true, nil
-				}
-				return false, nil
+				s.lost()
+				return true, nil
 			}
+			if changed == nil {
+				return false, nil // the old record is deleted: renewed
+			}
+			base = changed
 			// The old record changed: merge onto it and write again.
 		case !errors.Is(err, ErrConflict):
 			m.stats.errors.Add(1)
@@ -243,7 +241,7 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			s.stored = rec.Data
 		}
 		p, err := m.codec.Decode(base)
-		if _, shared := m.codec.(sharedCodec); err != nil && shared {
+		if err != nil && m.keepForeign {
 			return false, err // another program's record: never overwritten
 		}
 		if err != nil {
@@ -263,33 +261,32 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 }
 
 // claim deletes the record the session was renewed from if it still holds
-// the bytes the request read. done reports that the renewal is settled:
-// with base nil, because that record is gone (a logout or revocation
-// ended it, which the renewal must not undo), otherwise because it was
-// deleted. When it changed instead (a concurrent request saved it), claim
-// returns its new bytes as base for the caller to merge onto, and
-// remembers them for the next attempt. Callers hold s.mu.
-func (s *Session) claim(ctx context.Context) (done bool, base []byte, err error) {
+// the bytes the request read; then changed and gone are zero. gone
+// reports that the record is gone: a logout or revocation ended it, which
+// the renewal must not undo. When it changed instead (a concurrent request
+// saved it), claim returns its new bytes for the caller to merge onto,
+// and remembers them for the next attempt. Callers hold s.mu.
+func (s *Session) claim(ctx context.Context) (changed []byte, gone bool, err error) {
 	m := s.m
 	err = m.cas.CompareAndSet(ctx, s.renewFrom, s.renewOld, Record{})
 	if err == nil {
 		m.stats.destroys.Add(1)
 		s.renewFrom, s.renewOld = "", nil
-		return true, s.stored, nil
+		return nil, false, nil
 	}
 	if !errors.Is(err, ErrConflict) {
-		return true, nil, err
+		return nil, false, err
 	}
 	m.stats.conflicts.Add(1)
 	rec, err := m.store.Get(ctx, s.renewFrom)
 	if errors.Is(err, ErrNotFound) {
-		return true, nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return true, nil, err
+		return nil, false, err
 	}
 	s.renewOld = rec.Data
-	return false, rec.Data, nil
+	return rec.Data, false, nil
 }
 
 // lost makes s a fresh, empty session after another request ended it
@@ -305,20 +302,17 @@ func (s *Session) lost() {
 
 // take writes the session now, with key (already deleted by the caller)
 // gone from it, and returns the value key held in the stored session at
-// that moment: ok is false when a concurrent request took it first. v is
-// the value this request read. Callers hold s.mu.
-func (s *Session) take(key string, v any) (any, bool, error) {
-	ctx, cancel := s.m.commitContext(s.ctx)
-	defer cancel()
-	s.taking, s.taken, s.takenOK = key, v, true
+// that moment: nil when a concurrent request took it first. v is the value
+// this request read. Callers hold s.mu.
+func (s *Session) take(key string, v any) (any, error) {
+	s.taking, s.taken = key, v
 	defer func() { s.taking, s.taken = "", nil }()
-	if _, err := s.flush(ctx, time.Now(), false); err != nil {
-		return nil, false, err
+	// A save like any other: it follows the request's context (flush
+	// detaches what ends a session, as at the commit).
+	if _, err := s.flush(s.ctx, time.Now(), false); err != nil || s.gone {
+		return nil, err
 	}
-	if s.gone {
-		return nil, false, nil
-	}
-	return s.taken, s.takenOK, nil
+	return s.taken, nil
 }
 
 // rebase replaces the session's values with base's plus this request's
@@ -331,7 +325,7 @@ func (s *Session) take(key string, v any) (any, bool, error) {
 func (s *Session) rebase(base Payload) error {
 	values := base.Values
 	if s.taking != "" {
-		s.taken, s.takenOK = values[s.taking]
+		s.taken = values[s.taking] // nil when another request took it
 	}
 	for k, c := range s.ops {
 		rm := s.readOf(k)
@@ -450,7 +444,7 @@ func (s *Session) load() error {
 	} else {
 		p, err = s.m.codec.Decode(rec.Data)
 	}
-	if _, shared := s.m.codec.(sharedCodec); err != nil && shared {
+	if err != nil && s.m.keepForeign {
 		// Another program's record (see NewExpress): never destroyed
 		// or overwritten by a request that cannot read it.
 		s.loadErr = err

@@ -114,6 +114,11 @@ func NewExpress(store Store, secrets []string, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.newToken = newExpressSID // sids of express's shape
+	// Session.ID shows a hash of the sid, never what (with the secret)
+	// is a cookie.
+	m.publicID = handle
+	m.keepForeign = true // a record Go cannot read may be Node's
 	if userHandler == nil {
 		// A record that does not decode is answered 500, as Node
 		// answers it, and kept: it may be Node's.
@@ -158,28 +163,11 @@ func newExpressSID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// tokenMaker is implemented by token codecs whose tokens have a shape of
-// their own; the Session asks them for each new token.
-type tokenMaker interface{ newToken() string }
-
-// idHider is implemented by hashers whose store id is the client's token
-// itself: [Session.ID] then shows publicID(id), never the id.
-type idHider interface{ publicID(storeID string) string }
-
-// sharedCodec is implemented by codecs whose records other programs write
-// too: a record such a codec cannot decode is an error for the request,
-// never destroyed or overwritten, as it may be another program's.
-type sharedCodec interface{ sharedRecords() }
-
 // expressHasher is the identity: connect-redis and connect-pg-simple key
 // records by the raw sid.
 type expressHasher struct{}
 
 func (expressHasher) StoreID(token string) string { return token }
-
-// publicID is a hash of the sid, so that Session.ID can be logged or shown
-// without handing out what, with the secret, is a cookie.
-func (expressHasher) publicID(id string) string { return handle(id) }
 
 // expressCookieCodec is express-session's cookie format:
 // encodeURIComponent("s:" + sid + "." + sig), sig being
@@ -201,8 +189,6 @@ func newExpressCookieCodec(secrets []string, logger *slog.Logger) (*expressCooki
 	}
 	return c, nil
 }
-
-func (c *expressCookieCodec) newToken() string { return newExpressSID() }
 
 func expressSign(secret []byte, sid string) string {
 	mac := hmac.New(sha256.New, secret)

@@ -21,7 +21,7 @@ import (
 // timeout; a session Go creates gets one made from the Manager's cookie
 // options. A handler cannot replace it: a "cookie" value of any other
 // type fails the save. A record without a cookie object, or that is not a
-// JSON object, does not decode, and being a sharedCodec it is then left
+// JSON object, does not decode, and NewExpress has the Manager leave it
 // as it is (Node answers such a record with 500, and so does Go).
 //
 // The JSON logic is in the expressDecode and expressEncode helpers, which
@@ -30,8 +30,6 @@ type expressCodec struct {
 	maxAge time.Duration
 	cookie CookieOptions
 }
-
-func (expressCodec) sharedRecords() {}
 
 // ExpressCookie is the "cookie" object of an express-session record, as
 // [Session.Get]("cookie") returns it in the express-session mode

@@ -144,6 +144,11 @@ type Manager struct {
 	logger *slog.Logger
 	stats  managerStats
 	cas    CompareAndSetter // the store's, or nil
+
+	// Set by NewExpress; zero in the default mode.
+	newToken    func() string               // tokens of another shape than newToken's
+	publicID    func(storeID string) string // what Session.ID shows when the store id is the token
+	keepForeign bool                        // a record that does not decode may be another program's: never destroyed or overwritten
 }
 
 // New returns a Manager that keeps sessions in store. It returns an error

@@ -69,7 +69,6 @@ type Session struct {
 	// rebase records what the stored session held under it.
 	taking    string
 	taken     any
-	takenOK   bool
 	sentToken bool // a token (or its expiry) is in the response
 	reads     []readMark
 	readBuf   [4]readMark // reads' first elements, without an allocation
@@ -136,8 +135,8 @@ func (s *Session) fresh() {
 // newToken gives the session a new random token (and so a new id), to be
 // sent to the client. Callers hold s.mu.
 func (s *Session) newToken() {
-	if tm, ok := s.m.tokens.(tokenMaker); ok {
-		s.token = tm.newToken() // a token of the codec's own shape (express sids)
+	if s.m.newToken != nil {
+		s.token = s.m.newToken()
 	} else {
 		s.token = newToken()
 	}
@@ -368,12 +367,9 @@ func (s *Session) Pop(key string) any {
 		// was never stored.
 		return v
 	}
-	v, ok, err := s.take(key, v)
+	v, err := s.take(key, v)
 	if err != nil {
 		s.flushErr = err
-		return nil
-	}
-	if !ok {
 		return nil
 	}
 	return v
@@ -499,8 +495,8 @@ func (s *Session) ID() string {
 	if s.load() != nil {
 		return ""
 	}
-	if h, ok := s.m.hasher.(idHider); ok {
-		return h.publicID(s.id)
+	if s.m.publicID != nil {
+		return s.m.publicID(s.id)
 	}
 	return s.id
 }
