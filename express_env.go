@@ -54,7 +54,7 @@ func OpenExpressStore(ctx context.Context, cfg Config) (Store, error) {
 			client.Close()
 			return nil, err
 		}
-		s.ownsClient = true
+		s.rs.ownsClient = true
 		if err := s.Ping(pctx); err != nil {
 			s.Close()
 			return nil, scrub(err, cfg.RedisURL)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,10 +31,12 @@ import (
 // It implements [CompareAndSetter], [Counter], [Cleaner] (a no-op: Redis
 // expires keys by itself), [Pinger] and [Closer]; not [UserIndex].
 type ExpressRedisStore struct {
-	client     redis.UniversalClient
-	prefix     string
-	ownsClient bool
-	oldServer  atomic.Bool // no PEXPIRETIME (Redis before 7): PTTL instead
+	// rs is the default layout's store on the same client and prefix:
+	// its client handling (Cluster state reload on failure, closing an
+	// owned client) and its Count, Ping and Close serve this layout too.
+	// It is never asked to read or write a record.
+	rs        *RedisStore
+	oldServer atomic.Bool // no PEXPIRETIME (Redis before 7): PTTL instead
 }
 
 // NewExpressRedisStore returns an ExpressRedisStore on client with the
@@ -48,10 +49,10 @@ func NewExpressRedisStore(client redis.UniversalClient, prefix string) (*Express
 	if prefix == "" {
 		prefix = "sess:"
 	}
-	return &ExpressRedisStore{client: client, prefix: prefix}, nil
+	return &ExpressRedisStore{rs: &RedisStore{client: client, prefix: prefix, countBatch: 1000}}, nil
 }
 
-func (s *ExpressRedisStore) key(id string) string { return s.prefix + id }
+func (s *ExpressRedisStore) key(id string) string { return s.rs.prefix + id }
 
 // noTTL is the expiry of a key without a TTL (connect-redis's disableTTL):
 // far enough never to come.
@@ -65,7 +66,7 @@ func (s *ExpressRedisStore) Get(ctx context.Context, id string) (Record, error) 
 	var when *redis.Cmd
 	var ttl *redis.DurationCmd
 	old := s.oldServer.Load()
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rs.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, s.key(id))
 		if old {
 			ttl = p.PTTL(ctx, s.key(id))
@@ -82,7 +83,7 @@ func (s *ExpressRedisStore) Get(ctx context.Context, id string) (Record, error) 
 		return s.Get(ctx, id)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("session: redis get: %w", err)
+		return Record{}, s.rs.fail("get", err)
 	}
 	data, _ := get.Bytes()
 	if data == nil {
@@ -144,16 +145,16 @@ func (s *ExpressRedisStore) Set(ctx context.Context, id string, rec Record) erro
 	if data == nil {
 		data = []byte{}
 	}
-	if err := s.client.Process(ctx, redis.NewStatusCmd(ctx, "set", s.key(id), data, "pxat", pxat(rec.Expires, px))); err != nil {
-		return fmt.Errorf("session: redis set: %w", err)
+	if err := s.rs.client.Process(ctx, redis.NewStatusCmd(ctx, "set", s.key(id), data, "pxat", pxat(rec.Expires, px))); err != nil {
+		return s.rs.fail("set", err)
 	}
 	return nil
 }
 
 // Destroy implements [Store] with one DEL.
 func (s *ExpressRedisStore) Destroy(ctx context.Context, id string) error {
-	if err := s.client.Del(ctx, s.key(id)).Err(); err != nil {
-		return fmt.Errorf("session: redis destroy: %w", err)
+	if err := s.rs.client.Del(ctx, s.key(id)).Err(); err != nil {
+		return s.rs.fail("destroy", err)
 	}
 	return nil
 }
@@ -163,18 +164,18 @@ func (s *ExpressRedisStore) Destroy(ctx context.Context, id string) error {
 func (s *ExpressRedisStore) Touch(ctx context.Context, id string, expires time.Time) error {
 	px, ok := pxFor(expires)
 	if !ok {
-		n, err := s.client.Del(ctx, s.key(id)).Result()
+		n, err := s.rs.client.Del(ctx, s.key(id)).Result()
 		if err != nil {
-			return fmt.Errorf("session: redis touch: %w", err)
+			return s.rs.fail("touch", err)
 		}
 		if n == 0 {
 			return ErrNotFound
 		}
 		return nil
 	}
-	set, err := s.client.PExpireAt(ctx, s.key(id), time.UnixMilli(pxat(expires, px))).Result()
+	set, err := s.rs.client.PExpireAt(ctx, s.key(id), time.UnixMilli(pxat(expires, px))).Result()
 	if err != nil {
-		return fmt.Errorf("session: redis touch: %w", err)
+		return s.rs.fail("touch", err)
 	}
 	if !set {
 		return ErrNotFound
@@ -215,9 +216,9 @@ func (s *ExpressRedisStore) CompareAndSet(ctx context.Context, id string, old []
 	if data == nil {
 		data = []byte{}
 	}
-	n, err := expressCASScript.Run(ctx, s.client, []string{s.key(id)}, want, data, at).Int()
+	n, err := expressCASScript.Run(ctx, s.rs.client, []string{s.key(id)}, want, data, at).Int()
 	if err != nil {
-		return fmt.Errorf("session: redis compare-and-set: %w", err)
+		return s.rs.fail("compare-and-set", err)
 	}
 	if n == 0 {
 		return ErrConflict
@@ -227,30 +228,18 @@ func (s *ExpressRedisStore) CompareAndSet(ctx context.Context, id string, old []
 
 // Count implements [Counter] by SCANning the prefix on every master,
 // never with KEYS: an operator's call, not a request's.
-func (s *ExpressRedisStore) Count(ctx context.Context) (int64, error) {
-	return (&RedisStore{client: s.client, prefix: s.prefix, countBatch: 1000}).Count(ctx)
-}
+func (s *ExpressRedisStore) Count(ctx context.Context) (int64, error) { return s.rs.Count(ctx) }
 
 // DeleteExpired implements [Cleaner]: Redis expires keys by itself.
-func (s *ExpressRedisStore) DeleteExpired(ctx context.Context) (int64, error) { return 0, ctx.Err() }
+func (s *ExpressRedisStore) DeleteExpired(ctx context.Context) (int64, error) {
+	return s.rs.DeleteExpired(ctx)
+}
 
 // Ping implements [Pinger].
-func (s *ExpressRedisStore) Ping(ctx context.Context) error {
-	if err := s.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("session: redis ping: %w", err)
-	}
-	return nil
-}
+func (s *ExpressRedisStore) Ping(ctx context.Context) error { return s.rs.Ping(ctx) }
 
 // Close closes the client if the store opened it (OpenExpressStore).
-func (s *ExpressRedisStore) Close() error {
-	if s.ownsClient {
-		if err := s.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			return err
-		}
-	}
-	return nil
-}
+func (s *ExpressRedisStore) Close() error { return s.rs.Close() }
 
 // Prefix returns the key prefix.
-func (s *ExpressRedisStore) Prefix() string { return strings.Clone(s.prefix) }
+func (s *ExpressRedisStore) Prefix() string { return strings.Clone(s.rs.prefix) }
