@@ -23,12 +23,13 @@ package session
 //   - [Pinger]: a wrapped store that cannot ping counts as reachable while
 //     ctx is live, the rule [CheckHealth] applies to any store;
 //   - [Closer]: a no-op where the wrapper holds nothing;
-//   - statsReporter, componenter and activer.
+//   - statsReporter, failureReporter, componenter and activer.
 type wrapperCore interface {
 	Store
 	Pinger
 	Closer
 	statsReporter
+	failureReporter
 	componenter
 	activer
 	// impl returns the implementation value (*instrumented, *tiered or

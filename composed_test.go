@@ -39,6 +39,9 @@ func composedStores() []composedStore {
 		{"failover/redis", openComposed(session.ModeFailover, true, false)},
 		{"failover/postgres", openComposed(session.ModeFailover, false, true)},
 		{"tiered/redis+postgres", openComposed(session.ModeTiered, true, true)},
+		// OpenOptions.Observe wraps each backend of the tiered store: every
+		// guarantee holds through it too.
+		{"tiered/redis+postgres/observed", openObserved(session.ModeTiered, true, true, countingObserver())},
 		{"plain/direct", func(t testing.TB, quiet bool) session.Store { return plainStore(t) }},
 		{"plain/Instrument", func(t testing.TB, quiet bool) session.Store { return session.Instrument(plainStore(t)) }},
 		{"plain/NewTiered", func(t testing.TB, quiet bool) session.Store {
@@ -64,6 +67,11 @@ func composedStores() []composedStore {
 // and a Postgres table of its own, removed when t ends, and closes the
 // Backend when t ends.
 func openComposed(mode session.Mode, withRedis, withPostgres bool) func(t testing.TB, quiet bool) session.Store {
+	return openObserved(mode, withRedis, withPostgres, nil)
+}
+
+// openObserved is openComposed with OpenOptions.Observe set to observe.
+func openObserved(mode session.Mode, withRedis, withPostgres bool, observe func(context.Context, string, string) (context.Context, func(error))) func(t testing.TB, quiet bool) session.Store {
 	return func(t testing.TB, quiet bool) session.Store {
 		t.Helper()
 		env := map[string]string{"SESSION_BACKEND": string(mode)}
@@ -93,7 +101,7 @@ func openComposed(mode session.Mode, withRedis, withPostgres bool) func(t testin
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := session.OpenOptions{Logger: discardLogger()}
+		opts := session.OpenOptions{Logger: discardLogger(), Observe: observe}
 		if quiet {
 			opts.Memory.DisableCleanup = true
 			opts.Postgres.DisableCleanup = true

@@ -461,6 +461,35 @@ type OpenOptions struct {
 	// Logger receives the selection and runtime events. The default is
 	// slog.Default().
 	Logger *slog.Logger
+	// Observe, when set, is called at the start of every call the Backend
+	// makes to one of its backends: requests' reads and writes, user
+	// listings and revocations, counts, cleanups and pings. backend is the
+	// backend's name ("redis", "postgres", "memory"), op the call: "get",
+	// "set", "compare_and_set", "destroy", "touch", "list_user",
+	// "destroy_user", "count", "delete_expired" or "ping". The call runs
+	// with the context Observe returns (to carry a trace span), and the
+	// function it returns, when not nil, is called with the call's error
+	// (nil on success; [ErrNotFound] and [ErrConflict] are answers, not
+	// failures) as soon as the call returns. Observe is called on the
+	// request path: it must be quick and safe for concurrent use. The
+	// default (nil) observes nothing and costs nothing.
+	//
+	// In tiered and failover mode each backend is observed under its own
+	// name; the stores do not change what they can do (a revocation in
+	// tiered mode then lists the user's sessions before deleting them, one
+	// more round trip to Postgres). The module
+	// github.com/sessionkit/session/otelsession turns these calls into
+	// OpenTelemetry metrics and spans.
+	Observe func(ctx context.Context, backend, op string) (context.Context, func(err error))
+}
+
+// observe wraps s so that its calls are observed as backend, when
+// Observe is set; otherwise it returns s itself.
+func (o OpenOptions) observe(s Store, backend string) Store {
+	if o.Observe == nil {
+		return s
+	}
+	return observed(s, backend, o.Observe)
 }
 
 // Backend is the session store an app runs on, as opened by [Open]: what
@@ -554,7 +583,7 @@ func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 		}
 		// The instrumented store offers exactly the abilities of the
 		// chosen one, and its Close closes it.
-		return &Backend{Name: s.Name, Store: instrument(s.Store), Attempts: s.Attempts}, nil
+		return &Backend{Name: s.Name, Store: observed(s.Store, s.Name, opts.Observe), Attempts: s.Attempts}, nil
 	case ModeTiered:
 		return openTiered(ctx, cfg, cands, sel, opts)
 	case ModeFailover:
@@ -594,7 +623,7 @@ func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOp
 	if to.Logger == nil {
 		to.Logger = opts.Logger
 	}
-	t, err := NewTiered(rs, pg, to)
+	t, err := NewTiered(opts.observe(rs, "redis"), opts.observe(pg, "postgres"), to)
 	if err != nil {
 		rs.Close()
 		pg.(Closer).Close()
@@ -605,6 +634,7 @@ func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOp
 
 func openFailover(ctx context.Context, cfg Config, cands []candidate, sel selectOptions, opts OpenOptions) (*Backend, error) {
 	var stores []Store
+	var names []string // each store's backend name, for Observe
 	var results []Attempt
 	active := -1
 	for _, c := range cands {
@@ -616,11 +646,13 @@ func openFailover(ctx context.Context, cfg Config, cands []candidate, sel select
 				active = len(stores)
 			}
 			stores = append(stores, s)
+			names = append(names, c.Name)
 		case c.Name == "redis" && res.Outcome == OutcomeFailed:
 			// Redis needs no migration: keep it in the order, so the
 			// probe moves requests to it once it answers.
 			if rs, err := OpenRedis(cfg.RedisURL, cfg.redisOptions(opts.Redis)); err == nil {
 				stores = append(stores, rs)
+				names = append(names, c.Name)
 			}
 		}
 	}
@@ -635,7 +667,11 @@ func openFailover(ctx context.Context, cfg Config, cands []candidate, sel select
 		fo.Logger = opts.Logger
 	}
 	fo.Active = active
-	f, err := NewFailover(stores, fo)
+	observedStores := make([]Store, len(stores))
+	for i, s := range stores {
+		observedStores[i] = opts.observe(s, names[i])
+	}
+	f, err := NewFailover(observedStores, fo)
 	if err != nil {
 		for _, s := range stores {
 			if c, ok := s.(Closer); ok {

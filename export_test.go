@@ -73,3 +73,9 @@ func StoreCandidate(name, addr string, s Store, persistent bool) candidate {
 		},
 	}
 }
+
+// Observed is what Open wraps each backend in when OpenOptions.Observe is
+// set.
+func Observed(s Store, backend string, observe func(context.Context, string, string) (context.Context, func(error))) Store {
+	return observed(s, backend, observe)
+}

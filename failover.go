@@ -608,3 +608,6 @@ func (f *failover) Close() error {
 	})
 	return nil
 }
+
+// recentFailures implements failureReporter.
+func (f *failover) recentFailures() []storeFailure { return f.counters.failures() }

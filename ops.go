@@ -48,6 +48,30 @@ func init() {
 		return store.(*PostgresStore).deleteExpired(ctx, progress, false)
 	}
 	ops.RedactURL = redactURL
+
+	// What the operator's console (package console) needs.
+	ops.RecentFailures = func(store any) []ops.StoreFailure {
+		r, ok := store.(failureReporter)
+		if !ok {
+			return nil
+		}
+		fs := r.recentFailures()
+		out := make([]ops.StoreFailure, len(fs))
+		for i, f := range fs {
+			out[i] = ops.StoreFailure{Time: f.at, Op: f.op.String(), Error: f.msg}
+		}
+		return out
+	}
+	ops.DecodeRecord = func(manager any, data []byte) (ops.SessionRecord, error) {
+		p, err := manager.(*Manager).codec.Decode(data)
+		if err != nil {
+			return ops.SessionRecord{}, err
+		}
+		return ops.SessionRecord{UserID: p.UserID, CreatedAt: p.CreatedAt, LastSeen: p.LastSeen,
+			UserAgent: p.UserAgent, IP: p.IP, Transient: p.Transient, Values: p.Values}, nil
+	}
+	ops.Handle = handle
+	ops.IDsAreSecret = func(manager any) bool { return manager.(*Manager).publicID != nil }
 }
 
 // checked stands for a store whose check passed, for ops.Try: the caller

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -47,10 +48,62 @@ type statsReporter interface {
 	Stats() Stats
 }
 
-// opCounters is the set of atomic counters behind a [Stats]. The zero
-// value is ready to use and it is safe for concurrent use.
+// failureReporter is implemented by the same stores: their last few
+// failed calls, newest first.
+type failureReporter interface {
+	recentFailures() []storeFailure
+}
+
+// opCounters is the set of atomic counters behind a [Stats], and the
+// last few failures (for an operator's console, through internal/ops).
+// The zero value is ready to use and it is safe for concurrent use.
 type opCounters struct {
 	loads, saves, touches, destroys, errors, fallbacks atomic.Int64
+
+	failMu sync.Mutex
+	fails  [recentFailures]storeFailure // a ring, next is the oldest
+	next   int
+}
+
+// recentFailures is how many failed calls a counting store remembers.
+const recentFailures = 20
+
+// maxFailureText bounds the remembered text of one failure.
+const maxFailureText = 500
+
+// storeFailure is one failed call, as [opCounters] remembers it.
+type storeFailure struct {
+	at  time.Time
+	op  op
+	msg string
+}
+
+// remember keeps err as the newest failure of a call of kind o. Only
+// failures take the lock: a healthy store never does.
+func (c *opCounters) remember(o op, err error) {
+	msg := err.Error()
+	if len(msg) > maxFailureText {
+		msg = msg[:maxFailureText] + "…"
+	}
+	c.failMu.Lock()
+	c.fails[c.next] = storeFailure{at: time.Now(), op: o, msg: msg}
+	c.next = (c.next + 1) % recentFailures
+	c.failMu.Unlock()
+}
+
+// failures returns the remembered failures, newest first.
+func (c *opCounters) failures() []storeFailure {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	var out []storeFailure
+	for i := 1; i <= recentFailures; i++ {
+		f := c.fails[(c.next-i+recentFailures)%recentFailures]
+		if f.at.IsZero() {
+			break
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // Stats returns a snapshot of the counters.
@@ -75,6 +128,21 @@ const (
 	opOther
 )
 
+// String names the kind of call, as a failure is reported.
+func (o op) String() string {
+	switch o {
+	case opLoad:
+		return "load"
+	case opSave:
+		return "save"
+	case opTouch:
+		return "touch"
+	case opDestroy:
+		return "destroy"
+	}
+	return "other"
+}
+
 // count records one call of kind o that returned err, made with ctx.
 func (c *opCounters) count(ctx context.Context, o op, err error) {
 	switch o {
@@ -89,6 +157,7 @@ func (c *opCounters) count(ctx context.Context, o op, err error) {
 	}
 	if isFailure(ctx, err) {
 		c.errors.Add(1)
+		c.remember(o, err)
 	}
 }
 
@@ -110,20 +179,32 @@ func isFailure(ctx context.Context, err error) bool {
 // store that is not a Pinger is reachable while ctx is live), [Closer]
 // (closing s when s is a Closer), componenter (the components of s, or s
 // itself as a required backend) and activer (the backend of s in use).
-func instrument(s Store) Store {
-	return compose(&instrumented{inner: s}, abilitiesOf(s))
+func instrument(s Store) Store { return observed(s, "", nil) }
+
+// observed is instrument that also calls obs, when not nil, around every
+// call to s, naming s backend: see [OpenOptions.Observe].
+func observed(s Store, backend string, obs observeFunc) Store {
+	return compose(&instrumented{inner: s, backend: backend, observe: obs}, abilitiesOf(s))
 }
+
+// observeFunc is the type of [OpenOptions.Observe].
+type observeFunc = func(ctx context.Context, backend, op string) (context.Context, func(error))
 
 // instrumented is the implementation behind instrument.
 type instrumented struct {
 	inner    Store
 	counters opCounters
+	backend  string
+	observe  observeFunc // nil: no observer
 }
 
 func (s *instrumented) impl() any { return s }
 
 // Stats implements statsReporter.
 func (s *instrumented) Stats() Stats { return s.counters.Stats() }
+
+// recentFailures implements failureReporter.
+func (s *instrumented) recentFailures() []storeFailure { return s.counters.failures() }
 
 // components implements componenter: the wrapped store's components, or
 // the wrapped store itself, required.
@@ -132,26 +213,49 @@ func (s *instrumented) components() []component { return components(s.inner) }
 // activeBackend implements activer: the wrapped store's.
 func (s *instrumented) activeBackend() string { return activeBackend(s.inner) }
 
+// start calls the observer, if any, at the start of a call of op; the
+// function it returns is called with the call's result.
+func (s *instrumented) start(ctx context.Context, op string) (context.Context, func(error)) {
+	if s.observe == nil {
+		return ctx, noObserve
+	}
+	ctx, done := s.observe(ctx, s.backend, op)
+	if done == nil {
+		done = noObserve
+	}
+	return ctx, done
+}
+
+func noObserve(error) {}
+
 func (s *instrumented) Get(ctx context.Context, id string) (Record, error) {
-	rec, err := s.inner.Get(ctx, id)
+	octx, done := s.start(ctx, "get")
+	rec, err := s.inner.Get(octx, id)
+	done(err)
 	s.counters.count(ctx, opLoad, err)
 	return rec, err
 }
 
 func (s *instrumented) Set(ctx context.Context, id string, rec Record) error {
-	err := s.inner.Set(ctx, id, rec)
+	octx, done := s.start(ctx, "set")
+	err := s.inner.Set(octx, id, rec)
+	done(err)
 	s.counters.count(ctx, opSave, err)
 	return err
 }
 
 func (s *instrumented) Destroy(ctx context.Context, id string) error {
-	err := s.inner.Destroy(ctx, id)
+	octx, done := s.start(ctx, "destroy")
+	err := s.inner.Destroy(octx, id)
+	done(err)
 	s.counters.count(ctx, opDestroy, err)
 	return err
 }
 
 func (s *instrumented) Touch(ctx context.Context, id string, expires time.Time) error {
-	err := s.inner.Touch(ctx, id, expires)
+	octx, done := s.start(ctx, "touch")
+	err := s.inner.Touch(octx, id, expires)
+	done(err)
 	s.counters.count(ctx, opTouch, err)
 	return err
 }
@@ -159,36 +263,53 @@ func (s *instrumented) Touch(ctx context.Context, id string, expires time.Time) 
 // CompareAndSet is offered only when the wrapped store is a
 // [CompareAndSetter].
 func (s *instrumented) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
-	err := s.inner.(CompareAndSetter).CompareAndSet(ctx, id, old, rec)
+	octx, done := s.start(ctx, "compare_and_set")
+	err := s.inner.(CompareAndSetter).CompareAndSet(octx, id, old, rec)
+	done(err)
 	s.counters.count(ctx, opSave, err)
 	return err
 }
 
 // ListUser is offered only when the wrapped store is a [UserIndex].
 func (s *instrumented) ListUser(ctx context.Context, userID string) ([]UserRecord, error) {
-	out, err := s.inner.(UserIndex).ListUser(ctx, userID)
+	octx, done := s.start(ctx, "list_user")
+	out, err := s.inner.(UserIndex).ListUser(octx, userID)
+	done(err)
 	s.counters.count(ctx, opLoad, err)
 	return out, err
 }
 
 // DestroyUser is offered only when the wrapped store is a [UserIndex].
 func (s *instrumented) DestroyUser(ctx context.Context, userID, except string) (int, error) {
-	n, err := s.inner.(UserIndex).DestroyUser(ctx, userID, except)
+	octx, done := s.start(ctx, "destroy_user")
+	n, err := s.inner.(UserIndex).DestroyUser(octx, userID, except)
+	done(err)
 	s.counters.count(ctx, opDestroy, err)
 	return n, err
 }
 
 // Count is offered only when the wrapped store is a [Counter].
 func (s *instrumented) Count(ctx context.Context) (int64, error) {
-	return s.inner.(Counter).Count(ctx)
+	octx, done := s.start(ctx, "count")
+	n, err := s.inner.(Counter).Count(octx)
+	done(err)
+	return n, err
 }
 
 // DeleteExpired is offered only when the wrapped store is a [Cleaner].
 func (s *instrumented) DeleteExpired(ctx context.Context) (int64, error) {
-	return s.inner.(Cleaner).DeleteExpired(ctx)
+	octx, done := s.start(ctx, "delete_expired")
+	n, err := s.inner.(Cleaner).DeleteExpired(octx)
+	done(err)
+	return n, err
 }
 
-func (s *instrumented) Ping(ctx context.Context) error { return ping(ctx, s.inner) }
+func (s *instrumented) Ping(ctx context.Context) error {
+	octx, done := s.start(ctx, "ping")
+	err := ping(octx, s.inner)
+	done(err)
+	return err
+}
 
 // Close closes the wrapped store when it is a [Closer].
 func (s *instrumented) Close() error {

@@ -521,3 +521,6 @@ func (t *tiered) Close() error { return nil }
 func (t *tiered) String() string {
 	return fmt.Sprintf("tiered(%s over %s)", t.comps[0].Name, t.comps[1].Name)
 }
+
+// recentFailures implements failureReporter.
+func (t *tiered) recentFailures() []storeFailure { return t.counters.failures() }

@@ -5,7 +5,10 @@
 // named here (it would be an import cycle), the doc says what to assert.
 package ops
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Candidate is one backend that session.Open would try at startup.
 type Candidate struct {
@@ -20,7 +23,46 @@ type Migration struct {
 	Name    string
 }
 
+// StoreFailure is one failed call of a store that counts its calls (every
+// store session.Open returns), as the operator's console lists them.
+type StoreFailure struct {
+	Time  time.Time
+	Op    string // "load", "save", "touch", "destroy" or "other"
+	Error string // the error's text, at most 500 bytes; never credentials
+}
+
+// SessionRecord is a stored session as a manager's codec decodes it, for
+// the operator's console.
+type SessionRecord struct {
+	UserID    string // "" for an anonymous session
+	CreatedAt time.Time
+	LastSeen  time.Time // zero unless the manager records it
+	UserAgent string    // "" unless the manager records it
+	IP        string    // "" unless the manager records it
+	Transient bool      // the cookie lasts for the browser session only
+	Values    map[string]any
+}
+
 var (
+	// RecentFailures returns the last failed calls (at most 20, newest
+	// first) of store (a session.Store) when it remembers them, as every
+	// store session.Open, NewTiered and NewFailover return does; nil
+	// otherwise.
+	RecentFailures func(store any) []StoreFailure
+
+	// DecodeRecord decodes the Data of a record of manager's store (a
+	// *session.Manager) with the manager's codec.
+	DecodeRecord func(manager any, data []byte) (SessionRecord, error)
+
+	// Handle returns the session.UserSession.Handle of the session stored
+	// under storeID.
+	Handle func(storeID string) string
+
+	// IDsAreSecret reports whether manager's (a *session.Manager's) store
+	// ids are worth as much as cookies (the express-session mode keeps
+	// the raw session id): then no tool may display or look up one.
+	IDsAreSecret func(manager any) bool
+
 	// Candidates returns the backends cfg (a session.Config) configures,
 	// in the order session.Open tries them.
 	Candidates func(cfg any) ([]Candidate, error)
