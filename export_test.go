@@ -79,3 +79,11 @@ func StoreCandidate(name, addr string, s Store, persistent bool) candidate {
 func Observed(s Store, backend string, observe func(context.Context, string, string) (context.Context, func(error))) Store {
 	return observed(s, backend, observe)
 }
+
+// For the external tests: the default token codec and hasher, and the
+// longest user id.
+var NewSecureCookieCodec = newSecureCookieCodec
+
+type SHA256Hasher = sha256Hasher
+
+const MaxUserIDLen = maxUserIDLen

@@ -78,18 +78,18 @@ type Options struct {
 	TokenHeader string
 
 	// Keys sign (and optionally encrypt) the token in the cookie. The
-	// first pair signs, every pair verifies: see [SecureCookieCodec] for
+	// first pair signs, every pair verifies: see [secureCookieCodec] for
 	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
 	// no keys, New makes a random key and logs a warning: sessions then
 	// do not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
 	// TokenCodec replaces the signed-cookie format. The default is a
-	// [SecureCookieCodec] on Keys.
+	// [secureCookieCodec] on Keys.
 	TokenCodec TokenCodec
 
 	// Hasher maps a token to the store's id. The default is
-	// [SHA256Hasher].
+	// [sha256Hasher].
 	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
@@ -141,6 +141,7 @@ type Manager struct {
 	tokens TokenCodec
 	hasher TokenHasher
 	codec  Codec
+	lazy   lazyCodec // codec, when it has the optional methods
 	logger *slog.Logger
 	stats  managerStats
 	cas    CompareAndSetter // the store's, or nil
@@ -191,7 +192,7 @@ func New(store Store, opts Options) (*Manager, error) {
 		opts.Codec = JSONCodec{}
 	}
 	if opts.Hasher == nil {
-		opts.Hasher = SHA256Hasher{}
+		opts.Hasher = sha256Hasher{}
 	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
@@ -199,7 +200,7 @@ func New(store Store, opts Options) (*Manager, error) {
 			opts.Logger.Warn("session: no cookie keys configured; using a random key, so sessions will not survive a restart or be shared between processes")
 			keys = []KeyPair{{Hash: []byte(newToken())}}
 		}
-		c, err := NewSecureCookieCodec(keys...)
+		c, err := newSecureCookieCodec(keys...)
 		if err != nil {
 			return nil, err
 		}
@@ -207,6 +208,7 @@ func New(store Store, opts Options) (*Manager, error) {
 	}
 	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
 	m.cas, _ = store.(CompareAndSetter)
+	m.lazy, _ = opts.Codec.(lazyCodec)
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
 			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", ErrNoCompareAndSet, store)

@@ -62,16 +62,35 @@ func init() {
 		}
 		return out
 	}
-	ops.DecodeRecord = func(manager any, data []byte) (ops.SessionRecord, error) {
-		p, err := manager.(*Manager).codec.Decode(data)
-		if err != nil {
-			return ops.SessionRecord{}, err
-		}
-		return ops.SessionRecord{UserID: p.UserID, CreatedAt: p.CreatedAt, LastSeen: p.LastSeen,
-			UserAgent: p.UserAgent, IP: p.IP, Transient: p.Transient, Values: p.Values}, nil
+	ops.DecodeWith = func(manager any, data []byte) (ops.Record, error) {
+		p, err := manager.(*Manager).decode(data)
+		return ops.Record{Created: p.CreatedAt, Transient: p.Transient, UserID: p.UserID,
+			LastSeen: p.LastSeen, UserAgent: p.UserAgent, IP: p.IP, Values: p.Values}, err
 	}
 	ops.Handle = handle
 	ops.IDsAreSecret = func(manager any) bool { return manager.(*Manager).publicID != nil }
+
+	ops.DecodeRecord = func(data []byte) (ops.Record, error) {
+		p, err := (&Manager{codec: JSONCodec{}}).decode(data)
+		return ops.Record{Created: p.CreatedAt, Transient: p.Transient, UserID: p.UserID,
+			LastSeen: p.LastSeen, UserAgent: p.UserAgent, IP: p.IP, Values: p.Values}, err
+	}
+	ops.DecodeCookie = func(keys any, name, value string) (string, error) {
+		c, err := newSecureCookieCodec(keys.([]KeyPair)...)
+		if err != nil {
+			return "", err
+		}
+		token, _, err := c.Decode(name, value)
+		return token, err
+	}
+	ops.EncodeCookie = func(keys any, name, token string) (string, error) {
+		c, err := newSecureCookieCodec(keys.([]KeyPair)...)
+		if err != nil {
+			return "", err
+		}
+		return c.Encode(name, token)
+	}
+	ops.StoreID = sha256Hasher{}.StoreID
 }
 
 // checked stands for a store whose check passed, for ops.Try: the caller

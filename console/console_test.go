@@ -518,7 +518,7 @@ func TestStoreFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.(session.Closer).Close() })
+	t.Cleanup(func() { store.(io.Closer).Close() })
 	a := newTestApp(t, store, nil)
 	_, id := a.login("gina")
 	fs.down.Store(true)

@@ -25,6 +25,11 @@ const endAllPhrase = "end every session"
 // built-in hasher's are 64 hex digits.
 const maxStoreID = 512
 
+// maxUserID is the longest user id package session accepts, in bytes
+// (Session.SetUser's rule): the console refuses a longer one before any
+// store call.
+const maxUserID = 256
+
 // maxForm bounds the body of an action.
 const maxForm = 16 << 10
 
@@ -174,8 +179,8 @@ func checkUser(id string) string {
 	switch {
 	case id == "":
 		return "a user id is required"
-	case len(id) > session.MaxUserIDLen:
-		return "a user id is at most " + strconv.Itoa(session.MaxUserIDLen) + " bytes; this one has " + strconv.Itoa(len(id))
+	case len(id) > maxUserID:
+		return "a user id is at most " + strconv.Itoa(maxUserID) + " bytes; this one has " + strconv.Itoa(len(id))
 	case !utf8.ValidString(id):
 		return "a user id is UTF-8 text"
 	}
@@ -403,11 +408,11 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 		d.StoreID = id
 	}
 	d.LookupUser, d.LookupHandle = q.Get("user"), q.Get("handle")
-	p, err := ops.DecodeRecord(c.m, rec.Data)
+	p, err := ops.DecodeWith(c.m, rec.Data)
 	if err != nil {
 		d.DecodeError = err.Error()
 	} else {
-		d.User, d.CreatedAt, d.LastSeen, d.UserAgent, d.IP, d.Transient = p.UserID, p.CreatedAt, p.LastSeen, p.UserAgent, p.IP, p.Transient
+		d.User, d.CreatedAt, d.LastSeen, d.UserAgent, d.IP, d.Transient = p.UserID, p.Created, p.LastSeen, p.UserAgent, p.IP, p.Transient
 		for k, v := range p.Values {
 			b, _ := json.Marshal(v)
 			kv := key{Name: k, Size: len(b)}
@@ -436,7 +441,7 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
 	defer cancel()
 	user := ""
-	if p, err := ops.DecodeRecord(c.m, rec.Data); err == nil {
+	if p, err := ops.DecodeWith(c.m, rec.Data); err == nil {
 		user = p.UserID
 	}
 	n := 1

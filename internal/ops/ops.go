@@ -31,18 +31,6 @@ type StoreFailure struct {
 	Error string // the error's text, at most 500 bytes; never credentials
 }
 
-// SessionRecord is a stored session as a manager's codec decodes it, for
-// the operator's console.
-type SessionRecord struct {
-	UserID    string // "" for an anonymous session
-	CreatedAt time.Time
-	LastSeen  time.Time // zero unless the manager records it
-	UserAgent string    // "" unless the manager records it
-	IP        string    // "" unless the manager records it
-	Transient bool      // the cookie lasts for the browser session only
-	Values    map[string]any
-}
-
 var (
 	// RecentFailures returns the last failed calls (at most 20, newest
 	// first) of store (a session.Store) when it remembers them, as every
@@ -50,9 +38,10 @@ var (
 	// otherwise.
 	RecentFailures func(store any) []StoreFailure
 
-	// DecodeRecord decodes the Data of a record of manager's store (a
-	// *session.Manager) with the manager's codec.
-	DecodeRecord func(manager any, data []byte) (SessionRecord, error)
+	// DecodeWith decodes the Data of a record of manager's store (a
+	// *session.Manager) with the manager's own codec, as DecodeRecord
+	// does with the JSON codec.
+	DecodeWith func(manager any, data []byte) (Record, error)
 
 	// Handle returns the session.UserSession.Handle of the session stored
 	// under storeID.
@@ -80,7 +69,31 @@ var (
 	// progress with the running total after each batch.
 	PurgeExpired func(ctx context.Context, store any, progress func(deleted int64)) (int64, error)
 
+	// DecodeRecord reads a record written by the JSON codec: the
+	// manager's facts about the session and its values.
+	DecodeRecord func(data []byte) (Record, error)
+
+	// DecodeCookie verifies value, a cookie or header value signed by
+	// keys (a []session.KeyPair) for the cookie name, and returns the
+	// token it carries. EncodeCookie is its inverse, for tests.
+	DecodeCookie func(keys any, name, value string) (string, error)
+	EncodeCookie func(keys any, name, token string) (string, error)
+
+	// StoreID is the default store id of a token.
+	StoreID func(token string) string
+
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
 )
+
+// Record is what DecodeRecord finds in a record.
+type Record struct {
+	Created   time.Time
+	Transient bool
+	UserID    string
+	LastSeen  time.Time
+	UserAgent string
+	IP        string
+	Values    map[string]any
+}
