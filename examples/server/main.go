@@ -1,6 +1,7 @@
 // Command server is the production shape of an app on the session
 // package: the store chosen from the environment, logs with log/slog,
-// graceful shutdown, a health check and an admin statistics endpoint.
+// graceful shutdown, a health check, an admin statistics endpoint, the
+// operator's console and OpenTelemetry metrics in Prometheus' format.
 //
 //	REDIS_URL=redis://127.0.0.1:6379/0 SESSION_SECRET=$(openssl rand -base64 48) go run ./examples/server
 //
@@ -9,7 +10,10 @@
 // then Postgres, then memory outside production. It also reads:
 //
 //	ADDR           listen address, default :8080
-//	ADMIN_TOKEN    bearer token for /admin/sessions/stats (unset: 404)
+//	ADMIN_TOKEN    the admin password: /admin/ (the operator's console) and
+//	               /admin/sessions/stats answer HTTP Basic auth with any user
+//	               name and this password, or "Authorization: Bearer <token>";
+//	               unset: neither is mounted (404)
 //	TRUST_PROXY    true: X-Forwarded-Proto: https makes the cookie Secure
 //	LOG_FORMAT     json for JSON logs, otherwise text (on stderr)
 //
@@ -17,9 +21,13 @@
 //
 //	POST /api/test-session     merge a JSON object into the session; answers its values
 //	GET  /api/test-session     the session's values as JSON
+//	POST /api/login            bind the session to a user: JSON {"user": "id"}
+//	GET  /api/me               the session's user and store id as JSON
 //	POST /api/logout           destroy the session
 //	GET  /healthz              health report: 200 ok or degraded, 503 down
+//	GET  /metrics              OpenTelemetry metrics, Prometheus text format
 //	GET  /admin/sessions/stats live sessions per backend and store counters
+//	     /admin/               the operator's console (package console)
 //
 // On SIGINT or SIGTERM it stops accepting connections, finishes the
 // requests in flight (up to 15 seconds), closes the store and exits 0.
@@ -29,6 +37,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,7 +49,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/console"
+	"github.com/sessionkit/session/otelsession"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 func main() {
@@ -68,14 +83,19 @@ func run(logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("configuration", "config", cfg)
-	backend, err := session.Open(ctx, cfg, session.OpenOptions{Logger: logger})
+	metrics, err := newMetrics()
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	backend, err := session.Open(ctx, cfg, session.OpenOptions{Logger: logger, Observe: metrics.tel.Observe})
 	if err != nil {
 		return err
 	}
 	defer backend.Close()
 	logger.Info("session store ready", "backend", backend.Name, "active", backend.Active())
 
-	app, err := newApp(cfg, backend, os.Getenv("ADMIN_TOKEN"), os.Getenv("TRUST_PROXY"), logger)
+	app, err := newApp(cfg, backend, metrics, os.Getenv("ADMIN_TOKEN"), os.Getenv("TRUST_PROXY"), logger)
 	if err != nil {
 		return err
 	}
@@ -114,9 +134,40 @@ func run(logger *slog.Logger) error {
 	return nil
 }
 
+// metrics is the app's OpenTelemetry metrics, exported in Prometheus'
+// text format by /metrics.
+type metrics struct {
+	tel     *otelsession.Telemetry
+	handler http.Handler
+	mp      *sdkmetric.MeterProvider
+}
+
+// newMetrics makes a meter provider whose reader is the Prometheus
+// exporter, on a registry of its own, and the session telemetry on it.
+// Traces go to OpenTelemetry's global tracer provider, which does nothing
+// until the app sets one.
+func newMetrics() (*metrics, error) {
+	reg := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	tel, err := otelsession.New(otelsession.Options{MeterProvider: mp, CountInterval: 15 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return &metrics{tel: tel, mp: mp, handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, nil
+}
+
+func (m *metrics) Close() error {
+	m.tel.Close()
+	return m.mp.Shutdown(context.Background())
+}
+
 // newApp wires the handlers. Only /api/ goes through the session
 // middleware: probes and admin calls never create sessions.
-func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy string, logger *slog.Logger) (http.Handler, error) {
+func newApp(cfg session.Config, backend *session.Backend, metrics *metrics, adminToken, trustProxy string, logger *slog.Logger) (http.Handler, error) {
 	// COOKIE_DOMAIN, and the keys: SESSION_SECRET signs,
 	// SESSION_SECRET_PREVIOUS still verifies. Outside production the
 	// secret may be unset: session.New then uses a random key and warns
@@ -127,20 +178,36 @@ func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy
 	}
 	opts.Logger = logger
 	opts.TrustProxy, _ = strconv.ParseBool(trustProxy)
+	// What the operator's console shows of a user's sessions. Personal
+	// data: say so in your privacy notice (see session.Metadata).
+	opts.Metadata = session.Metadata{LastSeen: true, UserAgent: true, ClientIP: true}
 	sessions, err := session.New(backend.Store, opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := metrics.tel.Watch(sessions); err != nil {
 		return nil, err
 	}
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/test-session", showSession)
 	api.HandleFunc("POST /api/test-session", mergeSession)
+	api.HandleFunc("POST /api/login", login)
+	api.HandleFunc("GET /api/me", me)
 	api.HandleFunc("POST /api/logout", logout)
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", sessions.Handler(api))
 	mux.Handle("GET /healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
-	mux.Handle("GET /admin/sessions/stats", adminOnly(adminToken, statsHandler(backend)))
+	mux.Handle("GET /metrics", metrics.handler)
+	if adminToken != "" {
+		admin, err := console.New(console.Options{Manager: sessions, Backend: backend, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("GET /admin/sessions/stats", adminOnly(adminToken, statsHandler(backend)))
+		mux.Handle("/admin/", adminOnly(adminToken, http.StripPrefix("/admin", admin)))
+	}
 	return mux, nil
 }
 
@@ -171,6 +238,39 @@ func mergeSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, values(s))
 }
 
+// login binds the session to the user named in the JSON body, as an app
+// does once it has checked a password (this example checks none).
+func login(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		User string `json:"user"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&in); err != nil || in.User == "" {
+		http.Error(w, `want {"user": "id"}`, http.StatusBadRequest)
+		return
+	}
+	s := session.From(r)
+	if err := s.SetUser(in.User); err != nil { // renews the session id, as a login must
+		if errors.Is(err, session.ErrInvalidUserID) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user": in.User})
+}
+
+// me answers the session's user ("" when anonymous) and its store id
+// (what the operator's console and logs name it by; never the token).
+func me(w http.ResponseWriter, r *http.Request) {
+	s := session.From(r)
+	if err := s.Err(); err != nil {
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user": s.UserID(), "id": s.ID()})
+}
+
 func logout(w http.ResponseWriter, r *http.Request) {
 	if err := session.From(r).Destroy(); err != nil {
 		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
@@ -187,17 +287,18 @@ func values(s *session.Session) map[string]any {
 	return out
 }
 
-// adminOnly serves h to requests bearing token; with no token configured
-// the endpoint does not exist.
+// adminOnly serves h to requests that present token: as the password of
+// HTTP Basic auth (any user name), so that a browser can log in, or as
+// "Authorization: Bearer <token>" for scripts. Others get 401 and a Basic
+// challenge. The comparison takes constant time.
 func adminOnly(token string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token == "" {
-			http.NotFound(w, r)
-			return
-		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			_, got, ok = r.BasicAuth()
+		}
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="admin"`)
+			w.Header().Set("WWW-Authenticate", `Basic realm="sessions admin", charset="UTF-8"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}

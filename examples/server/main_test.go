@@ -9,10 +9,13 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session/internal/exampletest"
 )
 
@@ -33,7 +36,7 @@ type server struct {
 
 func startServer(t *testing.T, env []string) *server {
 	t.Helper()
-	bin := exampletest.Build(t, "./examples/server")
+	bin := exampletest.Build(t, "github.com/sessionkit/session/examples/server")
 	p := exampletest.Start(t, bin, env)
 	line := p.WaitLine("msg=listening", 20*time.Second)
 	_, addr, _ := strings.Cut(line, "addr=")
@@ -181,9 +184,167 @@ func TestDevelopmentMemory(t *testing.T) {
 
 // Production with no persistent store refuses to start, and says why.
 func TestProductionNeedsAStore(t *testing.T) {
-	bin := exampletest.Build(t, "./examples/server")
+	bin := exampletest.Build(t, "github.com/sessionkit/session/examples/server")
 	_, stderr, code := exampletest.Run(t, bin, []string{"APP_ENV=production", "SESSION_SECRET=" + secret, "ADDR=127.0.0.1:8154"})
 	if code != 1 || !strings.Contains(stderr, "REDIS_URL or DATABASE_URL") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
+}
+
+// redisEnv returns the environment of a server on the shared Redis under
+// a prefix of its own, removed (with its user index) when t ends, and a
+// client on that Redis.
+func redisEnv(t *testing.T) ([]string, *redis.Client, string) {
+	rc := exampletest.NeedRedis(t)
+	prefix := exampletest.RandomName("issue17:server:") + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rc.Keys(ctx, strings.TrimSuffix(prefix, ":")+"*").Result()
+		if len(keys) > 0 {
+			rc.Del(ctx, keys...)
+		}
+	})
+	return []string{
+		"APP_ENV=production",
+		"ADDR=127.0.0.1:0",
+		"REDIS_URL=" + exampletest.RedisURL(),
+		"SESSION_REDIS_PREFIX=" + prefix,
+		"SESSION_SECRET=" + secret,
+		"ADMIN_TOKEN=admin-token",
+	}, rc, prefix
+}
+
+// liveKeys counts the session records under prefix, as the store counts
+// them.
+func liveKeys(t *testing.T, rc *redis.Client, prefix string) int {
+	t.Helper()
+	keys, err := rc.Keys(context.Background(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
+}
+
+// loginAs signs a new client in as user and returns it with its session's
+// store id.
+func loginAs(t *testing.T, base, user string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	if code, b := do(t, c, "POST", base+"/api/login", `{"user":"`+user+`"}`); code != 200 {
+		t.Fatalf("login: %d %s", code, b)
+	}
+	code, b := do(t, c, "GET", base+"/api/me", "")
+	m := decode(t, b)
+	if code != 200 || m["user"] != user || m["id"] == "" {
+		t.Fatalf("/api/me: %d %s", code, b)
+	}
+	return c, m["id"].(string)
+}
+
+// TestAdminAndMetrics: the console answers Basic auth with ADMIN_TOKEN
+// as the password (and Bearer), refuses anything else, and /metrics
+// serves the session metrics in Prometheus' format.
+func TestAdminAndMetrics(t *testing.T) {
+	env, rc, prefix := redisEnv(t)
+	s := startServer(t, env)
+	c := &http.Client{Timeout: 10 * time.Second}
+	user := exampletest.RandomName("metrics-user-")
+	for range 2 {
+		loginAs(t, s.base, user)
+	}
+
+	req, _ := http.NewRequest("GET", s.base+"/admin/", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Fatalf("no credentials: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	for _, pw := range []string{"wrong", "", "admin-token "} {
+		req, _ := http.NewRequest("GET", s.base+"/admin/", nil)
+		req.SetBasicAuth("anyone", pw)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("password %q: %d", pw, resp.StatusCode)
+		}
+	}
+	req, _ = http.NewRequest("GET", s.base+"/admin/?format=json", nil)
+	req.SetBasicAuth("operator", "admin-token")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ov := decode(t, b)
+	if resp.StatusCode != 200 || ov["backend"] != "redis" || ov["live_sessions"] != json.Number(strconv.Itoa(liveKeys(t, rc, prefix))) {
+		t.Fatalf("overview: %d %s", resp.StatusCode, b)
+	}
+	code, b := do(t, c, "GET", s.base+"/admin/user?id="+user, "", "Authorization", "Bearer admin-token", "Accept", "application/json")
+	if code != 200 || len(decode(t, b)["sessions"].([]any)) != 2 {
+		t.Fatalf("user page: %d %s", code, b)
+	}
+
+	code, b = do(t, c, "GET", s.base+"/metrics", "")
+	text := string(b)
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`session_manager_saves_total{otel_scope_name="github.com/sessionkit/session/otelsession"`,
+		"session_manager_loads_total{",
+		"session_manager_misses_total{",
+		"session_manager_errors_total{",
+		`session_store_operation_duration_seconds_bucket{`,
+		`session_backend="redis"`,
+		`session_operation="compare_and_set"`,
+		"session_store_sessions{",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, secret) || strings.Contains(text, "admin-token") || strings.Contains(text, user) {
+		t.Error("/metrics shows a secret or a user id")
+	}
+	// Two logins: two saves, and the gauge counts what Redis holds.
+	if !strings.Contains(text, "session_manager_saves_total{") || !regexpMatch(`session_manager_saves_total\{[^}]*\} 2\n`, text) {
+		t.Errorf("saves not 2:\n%s", grepLines(text, "session_manager_saves"))
+	}
+	if !regexpMatch(`session_store_sessions\{[^}]*\} `+strconv.Itoa(liveKeys(t, rc, prefix))+`\n`, text) {
+		t.Errorf("gauge differs from Redis (%d):\n%s", liveKeys(t, rc, prefix), grepLines(text, "session_store_sessions"))
+	}
+	s.stop()
+}
+
+// TestNoConsoleWithoutToken: without ADMIN_TOKEN the console is not
+// mounted.
+func TestNoConsoleWithoutToken(t *testing.T) {
+	s := startServer(t, []string{"ADDR=127.0.0.1:0"})
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, path := range []string{"/admin/", "/admin/user?id=x"} {
+		if code, _ := do(t, c, "GET", s.base+path, "", "Authorization", "Basic Og=="); code != 404 {
+			t.Fatalf("%s with no ADMIN_TOKEN: %d, want 404", path, code)
+		}
+	}
+	s.stop()
+}
+
+func regexpMatch(pattern, text string) bool { return regexp.MustCompile(pattern).MatchString(text) }
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

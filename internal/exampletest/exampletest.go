@@ -116,7 +116,14 @@ func Build(t testing.TB, pkg string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
+	// The binary is named after the package's last element; "." (the
+	// test's own module) gets a name too, so that bin is a file inside
+	// dir and Cleanup removes dir, never dir's parent.
+	name := filepath.Base(pkg)
+	if name == "." || name == ".." || name == string(filepath.Separator) {
+		name = "program"
+	}
+	bin := filepath.Join(dir, name)
 	cmd := exec.Command(goTool(), "build", "-o", bin, pkg)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -131,7 +138,9 @@ func Cleanup() {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	for _, bin := range built {
-		os.RemoveAll(filepath.Dir(bin))
+		if dir := filepath.Dir(bin); strings.HasPrefix(filepath.Base(dir), "sessionkit-example-") {
+			os.RemoveAll(dir)
+		}
 	}
 }
 
