@@ -46,7 +46,8 @@ type counter struct {
 
 // counters lists the int64 fields of the struct v, named by their JSON
 // name or, without one, in snake_case, so that a counter added to
-// session's stats shows without a change here.
+// session's stats shows without a change here. A field its JSON omits
+// when empty is left out when zero, as JSON leaves it out.
 func counters(v any) []counter {
 	rv := reflect.ValueOf(v)
 	var out []counter
@@ -55,9 +56,12 @@ func counters(v any) []counter {
 		if !f.IsExported() || f.Type.Kind() != reflect.Int64 {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, flags, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" || name == "-" {
 			name = snake(f.Name)
+		}
+		if strings.Contains(flags, "omitempty") && rv.Field(i).Int() == 0 {
+			continue // a counter of another kind of store (a tiered store's cache hits)
 		}
 		out = append(out, counter{name, rv.Field(i).Int()})
 	}

@@ -257,6 +257,10 @@ func login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if err := s.Put("signed_in_at", time.Now().UTC().Format(time.RFC3339)); err != nil {
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"user": in.User})
 }
 

@@ -225,13 +225,13 @@ func liveKeys(t *testing.T, rc *redis.Client, prefix string) int {
 	return len(keys)
 }
 
-// loginAs signs a new client in as user and returns it with its session's
-// store id.
-func loginAs(t *testing.T, base, user string) (*http.Client, string) {
+// loginAs signs a new client in as user, sending hdr (name, value pairs)
+// with the login, and returns it with its session's store id.
+func loginAs(t *testing.T, base, user string, hdr ...string) (*http.Client, string) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	if code, b := do(t, c, "POST", base+"/api/login", `{"user":"`+user+`"}`); code != 200 {
+	if code, b := do(t, c, "POST", base+"/api/login", `{"user":"`+user+`"}`, hdr...); code != 200 {
 		t.Fatalf("login: %d %s", code, b)
 	}
 	code, b := do(t, c, "GET", base+"/api/me", "")
