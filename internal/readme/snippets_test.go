@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/console"
 	"github.com/sessionkit/session/sessiontest"
 )
 
@@ -163,4 +164,13 @@ func usersSessions(ctx context.Context, r *http.Request, sessions *session.Manag
 	n, err = sessions.RevokeUser(ctx, userID) // password change, ban: everywhere
 	_ = n
 	return err
+}
+
+func operatorConsole(mux *http.ServeMux, sessions *session.Manager, backend *session.Backend, requireOperator func(http.Handler) http.Handler) error {
+	admin, err := console.New(console.Options{Manager: sessions, Backend: backend})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/admin/", requireOperator(http.StripPrefix("/admin", admin)))
+	return nil
 }
