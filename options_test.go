@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
 // catch turns a panic of fn into an error, so that constructors that
@@ -92,11 +93,11 @@ func TestNegativeOptions(t *testing.T) {
 		_, e2 := session.Open(context.Background(), session.Config{Mode: session.ModeSelect}, session.OpenOptions{Failover: o, Logger: discardLogger()})
 		return []error{e1, e2}
 	}
-	health := func(o session.HealthOptions) []error {
-		err := catch(func() { session.HealthHandler(mem, o) })
-		rep := session.CheckHealth(context.Background(), mem, o)
+	checkHealth := func(o health.Options) []error {
+		err := catch(func() { health.Handler(mem, o) })
+		rep := health.Check(context.Background(), mem, o)
 		var repErr error
-		if rep.Status != session.HealthDown || len(rep.Backends) != 1 || rep.Backends[0].Reachable {
+		if rep.Status != health.Down || len(rep.Backends) != 1 || rep.Backends[0].Reachable {
 			repErr = nil
 		} else {
 			repErr = fmt.Errorf("%s", rep.Backends[0].Error)
@@ -121,7 +122,7 @@ func TestNegativeOptions(t *testing.T) {
 
 		"RedisOptions.CountBatch": redisOpts(session.RedisOptions{CountBatch: -1}),
 
-		"HealthOptions.Timeout": health(session.HealthOptions{Timeout: -1}),
+		"Options.Timeout": checkHealth(health.Options{Timeout: -1}),
 
 		"TieredOptions.CacheTimeout":  tiered(session.TieredOptions{CacheTimeout: -1}),
 		"TieredOptions.RetryInterval": tiered(session.TieredOptions{RetryInterval: -1}),
@@ -158,7 +159,7 @@ func TestNegativeOptions(t *testing.T) {
 
 	// Every numeric field of every options struct has a row.
 	for _, v := range []any{session.Options{}, session.CookieOptions{}, session.MemoryOptions{}, session.PostgresOptions{},
-		session.RedisOptions{}, session.HealthOptions{}, session.TieredOptions{},
+		session.RedisOptions{}, health.Options{}, session.TieredOptions{},
 		session.FailoverOptions{}, session.Config{}, session.OpenOptions{}, session.Metadata{}} {
 		typ := reflect.TypeOf(v)
 		for i := 0; i < typ.NumField(); i++ {
@@ -243,7 +244,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 		t.Errorf("Config.Timeout 0: Open had %v; want 3s", openLeft)
 	}
 	ds := &deadlineStore{MemoryStore: mem}
-	if rep := session.CheckHealth(context.Background(), ds, session.HealthOptions{}); rep.Status != session.HealthOK {
+	if rep := health.Check(context.Background(), ds, health.Options{}); rep.Status != health.OK {
 		t.Fatalf("health: %+v", rep)
 	}
 	if ds.left <= 1500*time.Millisecond || ds.left > 2*time.Second {

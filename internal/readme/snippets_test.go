@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
 
@@ -114,7 +115,7 @@ func choosingABackend(ctx context.Context) {
 	}
 	defer backend.Close()
 	store := backend.Store // give this to the middleware
-	http.Handle("/healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
+	http.Handle("/healthz", health.Handler(backend.Store, health.Options{}))
 	expvar.Publish("sessions", expvar.Func(func() any { return backend.Stats() })) // on /debug/vars
 	_ = store
 }
