@@ -254,7 +254,7 @@ func (m *Manager) decodeToken(value string) (token string, current bool, err err
 
 func (s *Session) setToken(token, value string, current bool) {
 	s.token = token
-	s.id = s.m.hasher.StoreID(token)
+	s.id = s.m.storeID(token)
 	s.fromClient = true
 	if current {
 		// Re-sending the cookie (to move its expiry) can reuse what the

@@ -84,13 +84,11 @@ type Options struct {
 	// do not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
-	// TokenCodec replaces the signed-cookie format. The default is a
-	// [secureCookieCodec] on Keys.
+	// TokenCodec replaces the signed-cookie format; it may also name the
+	// store id of a token (see [TokenCodec]). The default signs with
+	// HMAC-SHA256, and encrypts with AES when Keys have a Block key, by
+	// github.com/gorilla/securecookie.
 	TokenCodec TokenCodec
-
-	// Hasher maps a token to the store's id. The default is
-	// [sha256Hasher].
-	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
 	Codec Codec
@@ -139,7 +137,7 @@ type Manager struct {
 	store  Store
 	opts   Options
 	tokens TokenCodec
-	hasher TokenHasher
+	storeID func(token string) string // the TokenCodec's StoreID, or SHA-256
 	codec  Codec
 	lazy   lazyCodec // codec, when it has the optional methods
 	logger *slog.Logger
@@ -191,9 +189,6 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.Codec == nil {
 		opts.Codec = JSONCodec{}
 	}
-	if opts.Hasher == nil {
-		opts.Hasher = sha256Hasher{}
-	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
 		if len(keys) == 0 {
@@ -206,9 +201,13 @@ func New(store Store, opts Options) (*Manager, error) {
 		}
 		opts.TokenCodec = c
 	}
-	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
+	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, codec: opts.Codec, logger: opts.Logger}
 	m.cas, _ = store.(CompareAndSetter)
 	m.lazy, _ = opts.Codec.(lazyCodec)
+	m.storeID = sha256Hasher{}.StoreID
+	if s, ok := opts.TokenCodec.(storeIDer); ok {
+		m.storeID = s.StoreID
+	}
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
 			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", errNoCompareAndSet, store)

@@ -41,7 +41,7 @@ type Session struct {
 	mu         sync.Mutex
 	token      string // what the client holds (verified) or a new one
 	value      string // token signed for the client, "" until needed
-	id         string // the store's id: m.hasher.StoreID(token)
+	id         string // the store's id: m.storeID(token)
 	fromClient bool   // token came from a valid cookie or header
 	viaHeader  bool   // the client uses the header transport (see Options.TokenHeader)
 	loaded     bool
@@ -140,7 +140,7 @@ func (s *Session) newToken() {
 	} else {
 		s.token = newToken()
 	}
-	s.id = s.m.hasher.StoreID(s.token)
+	s.id = s.m.storeID(s.token)
 	s.value = ""
 	s.issue = true
 }
