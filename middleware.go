@@ -134,15 +134,15 @@ type Options struct {
 // in a [Store]. Create one with [New] and wrap handlers with
 // [Manager.Handler]. It is safe for concurrent use.
 type Manager struct {
-	store  Store
-	opts   Options
-	tokens TokenCodec
+	store   Store
+	opts    Options
+	tokens  TokenCodec
 	storeID func(token string) string // the TokenCodec's StoreID, or SHA-256
-	codec  Codec
-	lazy   lazyCodec // codec, when it has the optional methods
-	logger *slog.Logger
-	stats  managerStats
-	cas    CompareAndSetter // the store's, or nil
+	codec   Codec
+	lazy    lazyCodec // codec, when it has the optional methods
+	logger  *slog.Logger
+	stats   managerStats
+	cas     CompareAndSetter // the store's, or nil
 
 	// Set by NewExpress; zero in the default mode.
 	newToken    func() string               // tokens of another shape than newToken's
