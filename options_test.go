@@ -46,7 +46,7 @@ func lazyPool(t *testing.T) *pgxpool.Pool {
 // every constructor that takes it (New, NewRedisStore, OpenRedis,
 // redisCandidate, NewPostgresStore, OpenPostgres, postgresCandidate,
 // selectStore, NewTiered, NewFailover, Config.candidates, Open,
-// ConfigFromLookup), and the constructors that return no error
+// ConfigFromEnv), and the constructors that return no error
 // (NewMemoryStore, HealthHandler) panic with that message, as
 // time.NewTicker does; CheckHealth reports it. The reflection check at
 // the end makes a new numeric field without a row fail this test.
@@ -153,7 +153,7 @@ func TestNegativeOptions(t *testing.T) {
 			}
 		}
 	}
-	if _, err := session.ConfigFromLookup(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": "-1s"})); err == nil || !strings.Contains(err.Error(), "SESSION_BACKEND_TIMEOUT") {
+	if _, err := session.ConfigFromEnv(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": "-1s"})); err == nil || !strings.Contains(err.Error(), "SESSION_BACKEND_TIMEOUT") {
 		t.Errorf("SESSION_BACKEND_TIMEOUT=-1s: %v", err)
 	}
 
@@ -254,7 +254,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 	// Config: SESSION_BACKEND_TIMEOUT unset or 0 is three seconds; Open
 	// with a zero Config.Timeout uses three seconds too.
 	for _, v := range []string{"", "0", "0s"} {
-		c, err := session.ConfigFromLookup(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": v}))
+		c, err := session.ConfigFromEnv(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": v}))
 		if err != nil || c.Timeout != 3*time.Second {
 			t.Errorf("SESSION_BACKEND_TIMEOUT=%q: %v, %v; want 3s", v, c.Timeout, err)
 		}

@@ -64,7 +64,7 @@ func run(logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	cfg, err := session.ConfigFromEnv() // validates; never echoes a password or the secret
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // validates; never echoes a password or the secret
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 
 // Quick start (a func main outside package main is an ordinary function).
 func main() {
-	cfg, err := session.ConfigFromEnv() // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestMyStore(t *testing.T) {
 }
 
 func choosingABackend(ctx context.Context) {
-	cfg, err := session.ConfigFromEnv() // validates everything, no I/O
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // validates everything, no I/O
 	if err != nil {
 		log.Fatal(err) // never contains a password or the secret
 	}
