@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
 // The optional abilities a wrapper passes on, one bit each, in the order
@@ -301,7 +302,7 @@ func TestAbilitiesPlainStoreServes(t *testing.T) {
 // wrapper claims a compare-and-set it cannot honour.
 func TestAbilitiesPlainStoreRefused(t *testing.T) {
 	for _, w := range wrapped(t, plainStore) {
-		if _, err := session.New(w.store, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()}); !errors.Is(err, session.ErrNoCompareAndSet) {
+		if _, err := session.New(w.store, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()}); !errors.Is(err, errors.ErrUnsupported) {
 			t.Errorf("%s: New = %v, want ErrNoCompareAndSet", w.name, err)
 		}
 	}
@@ -327,7 +328,7 @@ func TestAbilitiesPingerRule(t *testing.T) {
 		if err := p.Ping(c); err == nil {
 			t.Errorf("%s: Ping with a cancelled context = nil", w.name)
 		}
-		if rep := session.CheckHealth(tctx(t), w.store, session.HealthOptions{}); rep.Status != session.HealthOK {
+		if rep := health.Check(tctx(t), w.store, health.Options{}); rep.Status != health.OK {
 			t.Errorf("%s: health %+v", w.name, rep)
 		}
 		if err := w.store.(io.Closer).Close(); err != nil {

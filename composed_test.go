@@ -29,7 +29,7 @@ type composedStore struct {
 }
 
 // composedStores lists every store session.Open can return, built through
-// ConfigFromLookup and Open as an app builds it, plus the four-method
+// ConfigFromEnv and Open as an app builds it, plus the four-method
 // store direct and through each wrapper.
 func composedStores() []composedStore {
 	return []composedStore{
@@ -98,7 +98,7 @@ func openObserved(mode session.Mode, withRedis, withPostgres bool, observe func(
 				pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
 			})
 		}
-		cfg, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		cfg, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestComposedMiddleware(t *testing.T) {
 		t.Run("BadPayloadIsFreshSession", func(t *testing.T) { testBadPayload(t, store) })
 		t.Run("RememberMe", func(t *testing.T) { testRememberMe(t, store) })
 		t.Run("NewRefusesWithoutOption", func(t *testing.T) {
-			if _, err := session.New(store, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()}); !errors.Is(err, session.ErrNoCompareAndSet) {
+			if _, err := session.New(store, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()}); !errors.Is(err, errors.ErrUnsupported) {
 				t.Fatalf("New = %v, want ErrNoCompareAndSet", err)
 			}
 		})
@@ -197,7 +197,7 @@ func TestComposedMiddleware(t *testing.T) {
 // every composed store that has a UserIndex (RevokeAll10000 in select mode
 // only, for time), and checks the documented
 // degradation on those that do not: sessions work, the user methods
-// return ErrNoUserIndex.
+// return errNoUserIndex.
 func TestComposedUsers(t *testing.T) {
 	forEachComposed(t, func(t *testing.T, c composedStore) {
 		store := c.new(t, false)
@@ -211,11 +211,11 @@ func TestComposedUsers(t *testing.T) {
 			if _, body := a.do("GET", "/me"); body != "u1|ada" {
 				t.Fatalf("/me = %q, want u1|ada", body)
 			}
-			if _, err := a.m.UserSessions(t.Context(), "u1"); !errors.Is(err, session.ErrNoUserIndex) {
-				t.Fatalf("UserSessions = %v, want ErrNoUserIndex", err)
+			if _, err := a.m.UserSessions(t.Context(), "u1"); !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("UserSessions = %v, want errNoUserIndex", err)
 			}
-			if _, err := a.m.RevokeUser(t.Context(), "u1"); !errors.Is(err, session.ErrNoUserIndex) {
-				t.Fatalf("RevokeUser = %v, want ErrNoUserIndex", err)
+			if _, err := a.m.RevokeUser(t.Context(), "u1"); !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("RevokeUser = %v, want errNoUserIndex", err)
 			}
 			return
 		}
@@ -236,7 +236,7 @@ func TestComposedUsers(t *testing.T) {
 // TestComposedSignOutEverywhere is the fault "sign out everywhere does
 // nothing in the default production shape": Open in select mode wrapped
 // the chosen store in an instrumentation layer without ListUser and
-// DestroyUser, so RevokeUser returned ErrNoUserIndex on every
+// DestroyUser, so RevokeUser returned errNoUserIndex on every
 // backend. Here it ends every session of the user, on every store Open
 // returns.
 func TestComposedSignOutEverywhere(t *testing.T) {

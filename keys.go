@@ -24,17 +24,10 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// TokenHasher maps the token a client holds to the id a store sees. The
-// default, [sha256Hasher], makes a dump of the store useless as cookies.
-type TokenHasher interface {
-	StoreID(token string) string
-}
-
-// sha256Hasher maps a token to the hex SHA-256 of its text. It is the
-// default [TokenHasher].
+// sha256Hasher maps a token to the hex SHA-256 of its text: the default
+// store id, which makes a dump of the store useless as cookies.
 type sha256Hasher struct{}
 
-// StoreID implements [TokenHasher].
 func (sha256Hasher) StoreID(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -52,6 +45,18 @@ type TokenCodec interface {
 	// the client a value made by Encode whenever it next sends the token,
 	// instead of echoing the old one, so that old keys can be retired.
 	Decode(name, value string) (token string, rotate bool, err error)
+}
+
+// A TokenCodec may also have this method, which the manager then uses to
+// name a token's record in the store; without it the store id is the hex
+// SHA-256 of the token, so that a dump of the store is useless as cookies.
+// A codec that shares a store with another program uses it to keep that
+// program's ids (express-session keys records by the raw session id).
+//
+//	// StoreID returns the store id of token.
+//	StoreID(token string) string
+type storeIDer interface {
+	StoreID(token string) string
 }
 
 // KeyPair is one generation of cookie keys.

@@ -84,13 +84,11 @@ type Options struct {
 	// do not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
-	// TokenCodec replaces the signed-cookie format. The default is a
-	// [secureCookieCodec] on Keys.
+	// TokenCodec replaces the signed-cookie format; it may also name the
+	// store id of a token (see [TokenCodec]). The default signs with
+	// HMAC-SHA256, and encrypts with AES when Keys have a Block key, by
+	// github.com/gorilla/securecookie.
 	TokenCodec TokenCodec
-
-	// Hasher maps a token to the store's id. The default is
-	// [sha256Hasher].
-	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
 	Codec Codec
@@ -120,7 +118,7 @@ type Options struct {
 	// (the last writer wins), a request still in flight after a logout,
 	// renew or revocation may write the session back, and [Session.Pop]
 	// may hand one value to several requests. The default, false, makes
-	// New return [ErrNoCompareAndSet] for such a store, so that the loss
+	// New return an error wrapping [errors.ErrUnsupported] for such a store, so that the loss
 	// is a decision, not a surprise.
 	AllowLastWriterWins bool
 
@@ -136,15 +134,15 @@ type Options struct {
 // in a [Store]. Create one with [New] and wrap handlers with
 // [Manager.Handler]. It is safe for concurrent use.
 type Manager struct {
-	store  Store
-	opts   Options
-	tokens TokenCodec
-	hasher TokenHasher
-	codec  Codec
-	lazy   lazyCodec // codec, when it has the optional methods
-	logger *slog.Logger
-	stats  managerStats
-	cas    CompareAndSetter // the store's, or nil
+	store   Store
+	opts    Options
+	tokens  TokenCodec
+	storeID func(token string) string // the TokenCodec's StoreID, or SHA-256
+	codec   Codec
+	lazy    lazyCodec // codec, when it has the optional methods
+	logger  *slog.Logger
+	stats   managerStats
+	cas     CompareAndSetter // the store's, or nil
 
 	// Set by NewExpress; zero in the default mode.
 	newToken    func() string               // tokens of another shape than newToken's
@@ -191,9 +189,6 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.Codec == nil {
 		opts.Codec = JSONCodec{}
 	}
-	if opts.Hasher == nil {
-		opts.Hasher = sha256Hasher{}
-	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
 		if len(keys) == 0 {
@@ -206,12 +201,16 @@ func New(store Store, opts Options) (*Manager, error) {
 		}
 		opts.TokenCodec = c
 	}
-	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
+	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, codec: opts.Codec, logger: opts.Logger}
 	m.cas, _ = store.(CompareAndSetter)
 	m.lazy, _ = opts.Codec.(lazyCodec)
+	m.storeID = sha256Hasher{}.StoreID
+	if s, ok := opts.TokenCodec.(storeIDer); ok {
+		m.storeID = s.StoreID
+	}
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
-			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", ErrNoCompareAndSet, store)
+			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", errNoCompareAndSet, store)
 		}
 		opts.Logger.Warn("session: the store cannot compare and set: concurrent writes to one session may be lost, and a logout may not stop a request already in flight", "store", fmt.Sprintf("%T", store))
 	}
@@ -289,9 +288,9 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 }
 
-// ErrNoCompareAndSet is returned by [New] for a store that is not a
+// errNoCompareAndSet is what [New] returns for a store that is not a
 // [CompareAndSetter], unless [Options.AllowLastWriterWins] is set.
-var ErrNoCompareAndSet = errors.New("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight")
+var errNoCompareAndSet = fmt.Errorf("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight: %w", errors.ErrUnsupported)
 
 // ErrSaveFailed is returned by writes to the response after the session
 // could not be saved: the error handler has answered instead.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/internal/ops"
 )
 
@@ -154,8 +155,8 @@ func TestOpenObserveTiered(t *testing.T) {
 			t.Errorf("observed %s; no %s", seen, want)
 		}
 	}
-	rep := session.CheckHealth(tctx(t), store, session.HealthOptions{})
-	if rep.Status != session.HealthOK || len(rep.Backends) != 2 || rep.Backends[0].Name != "redis" || rep.Backends[1].Name != "postgres" {
+	rep := health.Check(tctx(t), store, health.Options{})
+	if rep.Status != health.OK || len(rep.Backends) != 2 || rep.Backends[0].Name != "redis" || rep.Backends[1].Name != "postgres" {
 		t.Fatalf("health through observed backends: %+v", rep)
 	}
 	if !strings.Contains(strings.Join(r.seen(), " "), "redis/ping") {

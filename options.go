@@ -61,7 +61,7 @@ func (o OpenOptions) check() error {
 }
 
 // check returns an error for an invalid (negative) field of a Config made
-// in code rather than by ConfigFromLookup.
+// in code rather than by ConfigFromEnv.
 func (c Config) check() error {
 	return checkNonNegative("Config", "Timeout", c.Timeout)
 }

@@ -281,12 +281,12 @@ func (s *instrumented) ListUser(ctx context.Context, userID string) ([]UserRecor
 }
 
 // DestroyUser is offered only when the wrapped store is a [UserIndex].
-func (s *instrumented) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+func (s *instrumented) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
 	octx, done := s.start(ctx, "destroy_user")
-	n, err := s.inner.(UserIndex).DestroyUser(octx, userID, except)
+	ids, err := s.inner.(UserIndex).DestroyUser(octx, userID, except)
 	done(err)
 	s.counters.count(ctx, opDestroy, err)
-	return n, err
+	return ids, err
 }
 
 // Count is offered only when the wrapped store is a [Counter].

@@ -78,14 +78,14 @@ type Record struct {
 // one:
 //
 //   - The Manager ([New]) saves with CompareAndSetter. Without it New
-//     returns [ErrNoCompareAndSet] unless [Options.AllowLastWriterWins] is
+//     returns an error wrapping [errors.ErrUnsupported] unless [Options.AllowLastWriterWins] is
 //     set; with that option concurrent requests on one session may lose
 //     each other's writes, a request in flight after a logout, renew or
 //     revocation may write the session back, and [Session.Pop] may hand
 //     one value to several requests. Its user methods
 //     ([Manager.UserSessions], [Manager.RevokeUser],
 //     [Manager.RevokeSession]) need UserIndex and return
-//     [ErrNoUserIndex] without it: no "sign out everywhere".
+//     an error wrapping [errors.ErrUnsupported] without it: no "sign out everywhere".
 //   - [Tiered] compares and sets, and lists and revokes users, on its
 //     source, so those abilities need a source that has them. A cache that
 //     is a CompareAndSetter is refilled after each write; without it the
@@ -218,10 +218,12 @@ type UserIndex interface {
 	ListUser(ctx context.Context, userID string) ([]UserRecord, error)
 
 	// DestroyUser destroys every live record bound to userID except the
-	// one whose id is except ("" spares none), and returns how many live
-	// records it destroyed. It may also delete the user's expired records;
-	// those are not counted.
-	DestroyUser(ctx context.Context, userID, except string) (int, error)
+	// one whose id is except ("" spares none), and returns the ids of the
+	// live records it destroyed, in no particular order: a cache in front
+	// of the store buries them, and the manager reports each as ended. It
+	// may also delete the user's expired records; those are not returned.
+	// On an error it returns the ids it had destroyed so far.
+	DestroyUser(ctx context.Context, userID, except string) (ids []string, err error)
 }
 
 // UserRecord is one record listed by [UserIndex.ListUser].

@@ -502,7 +502,7 @@ func (f *failingStore) ListUser(ctx context.Context, user string) ([]session.Use
 	return f.Store.(session.UserIndex).ListUser(ctx, user)
 }
 
-func (f *failingStore) DestroyUser(ctx context.Context, user, except string) (int, error) {
+func (f *failingStore) DestroyUser(ctx context.Context, user, except string) ([]string, error) {
 	return f.Store.(session.UserIndex).DestroyUser(ctx, user, except)
 }
 

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/internal/ops"
 )
 
@@ -97,15 +98,15 @@ type overviewData struct {
 	// Active is the backend requests go to now.
 	Active string `json:"active"`
 	// Status is "ok", "degraded" or "down".
-	Status session.HealthStatus `json:"status"`
+	Status health.Status `json:"status"`
 	// Backends reports each backend: reachable, latency, live sessions.
-	Backends []session.BackendHealth `json:"backends"`
+	Backends []health.Backend `json:"backends"`
 	// LiveSessions counts the live sessions of the active backend, when
 	// it can count.
 	LiveSessions *int64 `json:"live_sessions,omitempty"`
 	// Attempts is what became of each backend at startup, when the app
 	// gave the console its session.Backend.
-	Attempts []session.Attempt `json:"attempts,omitempty"`
+	Attempts []ops.Attempt `json:"attempts,omitempty"`
 	// Manager and Store are the manager's and the store's counters.
 	Manager []counter `json:"manager"`
 	Store   []counter `json:"store,omitempty"`
@@ -126,7 +127,7 @@ type overviewData struct {
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.ctx(r)
 	defer cancel()
-	rep := session.CheckHealth(ctx, c.store, session.HealthOptions{CountSessions: true, Timeout: c.opts.Timeout})
+	rep := health.Check(ctx, c.store, health.Options{CountSessions: true, Timeout: c.opts.Timeout})
 	d := overviewData{
 		Backend:   rep.Active,
 		Active:    rep.Active,
@@ -137,7 +138,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		Notice:    notice(r),
 	}
 	if b := c.opts.Backend; b != nil {
-		d.Backend, d.Active, d.Attempts = b.Name, b.Active(), b.Attempts
+		d.Backend, d.Active, d.Attempts = b.Name, b.Active(), ops.Attempts(b)
 	}
 	for _, b := range rep.Backends {
 		if b.Active && b.Sessions != nil {
@@ -241,7 +242,7 @@ func (c *Console) userError(w http.ResponseWriter, r *http.Request, what string,
 		return false
 	case errors.Is(err, session.ErrInvalidUserID):
 		c.fail(w, r, http.StatusBadRequest, err.Error())
-	case errors.Is(err, session.ErrNoUserIndex):
+	case errors.Is(err, errors.ErrUnsupported):
 		c.fail(w, r, http.StatusNotImplemented, "this store cannot find a user's sessions (it is not a session.UserIndex)")
 	default:
 		c.storeFailed(w, r, what, err)
@@ -363,7 +364,7 @@ func (c *Console) findSession(w http.ResponseWriter, r *http.Request, q url.Valu
 		}
 		ui, ok := c.store.(session.UserIndex)
 		if !ok {
-			c.userError(w, r, "", session.ErrNoUserIndex)
+			c.userError(w, r, "", errors.ErrUnsupported)
 			return "", session.Record{}, false
 		}
 		recs, err := ui.ListUser(ctx, user)

@@ -122,7 +122,7 @@ type app struct {
 
 func newApp(t *testing.T, h *harness, env map[string]string) *app {
 	t.Helper()
-	cfg, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
