@@ -228,6 +228,8 @@ type UserIndex interface {
 
 // UserRecord is one record listed by [UserIndex.ListUser].
 type UserRecord struct {
+	// ID is the record's store id, as Get takes it.
 	ID string
+	// Record is the record, its UserID filled in.
 	Record
 }
