@@ -504,8 +504,8 @@ type Backend struct {
 	// select mode, or the mode ("tiered", "failover").
 	Name string
 	// Store is what requests use: give it to [New]. It counts its
-	// operations (see [Backend.Stats]), and [CheckHealth] and
-	// [HealthHandler] report each backend behind it.
+	// operations (see [Backend.Stats]), and package health reports each
+	// backend behind it.
 	Store Store
 
 	opened   []Store       // closed by Close, last first

@@ -77,11 +77,14 @@ type Options struct {
 	// default, "", is cookies only.
 	TokenHeader string
 
-	// Keys sign (and optionally encrypt) the token in the cookie. The
-	// first pair signs, every pair verifies: see [secureCookieCodec] for
-	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
-	// no keys, New makes a random key and logs a warning: sessions then
-	// do not survive a restart and are not shared between processes.
+	// Keys sign (and, with a Block key, encrypt) the token in the cookie.
+	// The first pair signs and every pair verifies, so keys rotate
+	// without logging anyone out: put the new pair first, keep the old
+	// one until every session it signed has expired, then remove it. A
+	// cookie verified by an older pair is re-signed with the first on the
+	// response. [KeyFromSecret] derives a pair from a secret. With no
+	// keys, New makes a random key and logs a warning: sessions then do
+	// not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
 	// TokenCodec replaces the signed-cookie format; it may also name the

@@ -657,7 +657,7 @@ func (s *Session) GetBytes(key string) []byte {
 // unbinds (and renews) the session; binding it to the user it already has
 // does nothing.
 //
-// A user id is valid UTF-8 of at most [maxUserIDLen] bytes with no control
+// A user id is valid UTF-8 of at most 256 bytes with no control
 // characters; any other id is refused with an error wrapping
 // [ErrInvalidUserID], on every backend alike, and the session is left as
 // it was. Use your database's primary key, a UUID or an email address.
