@@ -34,6 +34,12 @@ type Payload struct {
 	LastSeen  time.Time
 	UserAgent string
 	IP        string
+
+	// Epoch is the store's epoch when the session was created (see
+	// [Manager.RevokeAll]); a session of an older epoch than the store's
+	// has been ended. A codec must give back the Epoch it was given, or
+	// RevokeAll is unsupported with it.
+	Epoch int64
 }
 
 // Codec encodes session payloads for storage. Implementations must be safe
@@ -59,7 +65,8 @@ var ErrBadPayload = errors.New("session: stored payload does not decode")
 //
 // created is Unix milliseconds; "transient":true appears for a
 // browser-session cookie. A session bound to a user adds "user" and, as
-// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip". After a round trip numbers come back as
+// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip"; "epoch" appears
+// after the first [Manager.RevokeAll]. After a round trip numbers come back as
 // [json.Number], times as RFC 3339 strings and byte slices as base64
 // strings: the typed getters ([Session.GetInt], [Session.GetTime],
 // [Session.GetBytes]) convert them back. It is the default codec.
@@ -72,6 +79,7 @@ type jsonPayload struct {
 	Seen      int64          `json:"seen,omitempty"`
 	UA        string         `json:"ua,omitempty"`
 	IP        string         `json:"ip,omitempty"`
+	Epoch     int64          `json:"epoch,omitempty"`
 	Values    map[string]any `json:"values"`
 }
 
@@ -97,7 +105,7 @@ func (JSONCodec) Encode(p Payload) ([]byte, error) {
 		values = map[string]any{}
 	}
 	b, err := json.Marshal(jsonPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient,
-		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP, Values: values})
+		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP, Epoch: p.Epoch, Values: values})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
@@ -200,6 +208,8 @@ func (JSONCodec) decode(data []byte, all bool) (Payload, []byte, error) {
 			p.UserID = jsonString(v)
 		case "seen":
 			p.LastSeen = fromUnixMilli(parseInt(v))
+		case "epoch":
+			p.Epoch = parseInt(v)
 		case "ua":
 			if all {
 				p.UserAgent = jsonString(v)
@@ -462,6 +472,9 @@ func (JSONCodec) encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte
 	}
 	appendString("ua", p.UserAgent)
 	appendString("ip", p.IP)
+	if p.Epoch != 0 {
+		b = strconv.AppendInt(append(b, `,"epoch":`...), p.Epoch, 10)
+	}
 	b = append(b, `,"values":{`...)
 	first := true
 	sep := func() {

@@ -29,13 +29,14 @@ type gobPayload struct {
 	Seen      int64
 	UA        string
 	IP        string
+	Epoch     int64
 }
 
 // Encode implements [Codec].
 func (GobCodec) Encode(p Payload) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(gobPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient, Values: p.Values,
-		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP}); err != nil {
+		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP, Epoch: p.Epoch}); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
 	return buf.Bytes(), nil
@@ -61,5 +62,5 @@ func (GobCodec) Decode(data []byte) (p Payload, err error) {
 		gp.Values = map[string]any{}
 	}
 	return Payload{Values: gp.Values, CreatedAt: time.UnixMilli(gp.Created), Transient: gp.Transient,
-		UserID: gp.User, LastSeen: fromUnixMilli(gp.Seen), UserAgent: gp.UA, IP: gp.IP}, nil
+		UserID: gp.User, LastSeen: fromUnixMilli(gp.Seen), UserAgent: gp.UA, IP: gp.IP, Epoch: gp.Epoch}, nil
 }
