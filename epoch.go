@@ -69,22 +69,28 @@ func (m *Manager) setupEpoch() {
 		return
 	}
 	if !codecKeepsEpoch(m.codec) {
-		m.noEpoch = fmt.Errorf("session: RevokeAll: %w: the codec (%T) does not keep the payload's Epoch", errors.ErrUnsupported, m.codec)
+		m.noEpoch = fmt.Errorf("session: RevokeAll: %w: the codec (%T) does not give back the meta's epoch", errors.ErrUnsupported, m.codec)
 		return
 	}
 	m.epoch = &epochState{src: src, interval: m.opts.EpochInterval}
 }
 
-// codecKeepsEpoch reports whether c gives back the Epoch it was given: a
-// codec that dropped it would make every session look older than the
-// first RevokeAll, forever.
+// codecKeepsEpoch reports whether c gives back the epoch it was given in
+// the meta, as the Codec contract asks (the express-session mode's codec
+// does not): with a codec that dropped it, every session would look older
+// than the first RevokeAll, forever.
 func codecKeepsEpoch(c Codec) bool {
-	data, err := c.Encode(Payload{Values: map[string]any{}, CreatedAt: time.Now(), Epoch: 1 << 40})
+	p := payload{CreatedAt: time.Now(), Epoch: 1 << 40}
+	data, err := c.Encode(p.meta(), map[string]any{})
 	if err != nil {
 		return false
 	}
-	p, err := c.Decode(data)
-	return err == nil && p.Epoch == 1<<40
+	meta, _, err := c.Decode(data)
+	if err != nil {
+		return false
+	}
+	got, err := parseMeta(meta, false)
+	return err == nil && got.Epoch == p.Epoch
 }
 
 // currentEpoch returns the epoch this process knows, reading it first
@@ -192,8 +198,8 @@ func (e *epochState) raise(v int64) {
 //
 // It needs a store that keeps an epoch (the three built-in stores do,
 // directly and through [Open]'s modes, [NewTiered] and [NewFailover]) and
-// a codec that keeps [Payload.Epoch] (the built-in ones do, not the
-// express-session mode); otherwise it returns an error wrapping
+// a codec that keeps the meta it is given, as [Codec] asks (the built-in
+// one does; the express-session mode's does not); otherwise it returns an error wrapping
 // [errors.ErrUnsupported]. sessionctl revoke -all does the same from the
 // command line.
 //

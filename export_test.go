@@ -1,6 +1,10 @@
 package session
 
-import "context"
+import (
+	"context"
+
+	"github.com/sessionkit/session/internal/ops"
+)
 
 // Test-only views of the wrappers' internals, for package session_test.
 
@@ -74,3 +78,14 @@ func StoreCandidate(name, addr string, s Store, persistent bool) candidate {
 		},
 	}
 }
+
+// For the external tests: the default token codec and hasher, and the
+// longest user id.
+var NewSecureCookieCodec = newSecureCookieCodec
+
+type SHA256Hasher = sha256Hasher
+
+const MaxUserIDLen = maxUserIDLen
+
+// Attempts is what became of each backend b considered at startup.
+func Attempts(b *Backend) []ops.Attempt { return b.attempts }

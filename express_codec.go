@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -39,27 +40,41 @@ type expressCodec struct {
 type ExpressCookie map[string]any
 
 // Decode implements [Codec].
-func (expressCodec) Decode(data []byte) (Payload, error) {
+func (expressCodec) Decode(data []byte) ([]byte, map[string]any, error) {
 	values, transient, err := expressDecode(data)
 	if err != nil {
-		return Payload{}, err
+		return nil, nil, err
 	}
 	// An express record has no creation time: the session counts as
 	// created now, so no absolute lifetime ever ends it (NewExpress
 	// sets none).
-	return Payload{Values: values, CreatedAt: time.Now(), Transient: transient}, nil
+	meta := strconv.AppendInt([]byte(`{"created":`), time.Now().UnixMilli(), 10)
+	if transient {
+		meta = append(meta, `,"transient":true`...)
+	}
+	return append(meta, '}'), values, nil
+}
+
+// expressMeta is what the express codec reads of the manager's meta.
+type expressMeta struct {
+	Transient bool   `json:"transient"`
+	User      string `json:"user"`
 }
 
 // Encode implements [Codec].
-func (c expressCodec) Encode(p Payload) ([]byte, error) {
-	if p.UserID != "" {
+func (c expressCodec) Encode(meta []byte, values map[string]any) ([]byte, error) {
+	var m expressMeta
+	if err := json.Unmarshal(meta, &m); err != nil {
+		return nil, fmt.Errorf("%w: meta is not a JSON object", ErrEncode)
+	}
+	if m.User != "" {
 		return nil, fmt.Errorf("%w: Session.SetUser (express records have no user binding and the stores no user index; keep the user id as a value)", ErrExpressMode)
 	}
-	cookie, err := c.cookieFor(p.Values, p.Transient, time.Now())
+	cookie, err := c.cookieFor(values, m.Transient, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	return expressEncode(cookie, p.Values)
+	return expressEncode(cookie, values)
 }
 
 // expressDecode parses an express record into its values ("cookie"

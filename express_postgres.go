@@ -45,7 +45,7 @@ const (
 // plain upserts, and between Node and Go the last writer wins.
 //
 // It implements [CompareAndSetter], [Counter], [Cleaner], [Pinger] and
-// [Closer]; not [UserIndex].
+// [io.Closer]; not [UserIndex].
 type ExpressPostgresStore struct {
 	pool     *pgxpool.Pool
 	ownsPool bool

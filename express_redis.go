@@ -29,7 +29,7 @@ import (
 // writer wins.
 //
 // It implements [CompareAndSetter], [Counter], [Cleaner] (a no-op: Redis
-// expires keys by itself), [Pinger] and [Closer]; not [UserIndex].
+// expires keys by itself), [Pinger] and [io.Closer]; not [UserIndex].
 type ExpressRedisStore struct {
 	// rs is the default layout's store on the same client and prefix:
 	// its client handling (Cluster state reload on failure, closing an

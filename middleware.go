@@ -78,18 +78,18 @@ type Options struct {
 	TokenHeader string
 
 	// Keys sign (and optionally encrypt) the token in the cookie. The
-	// first pair signs, every pair verifies: see [SecureCookieCodec] for
+	// first pair signs, every pair verifies: see [secureCookieCodec] for
 	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
 	// no keys, New makes a random key and logs a warning: sessions then
 	// do not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
 	// TokenCodec replaces the signed-cookie format. The default is a
-	// [SecureCookieCodec] on Keys.
+	// [secureCookieCodec] on Keys.
 	TokenCodec TokenCodec
 
 	// Hasher maps a token to the store's id. The default is
-	// [SHA256Hasher].
+	// [sha256Hasher].
 	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
@@ -130,7 +130,7 @@ type Options struct {
 	// (the last writer wins), a request still in flight after a logout,
 	// renew or revocation may write the session back, and [Session.Pop]
 	// may hand one value to several requests. The default, false, makes
-	// New return [ErrNoCompareAndSet] for such a store, so that the loss
+	// New return an error wrapping [errors.ErrUnsupported] for such a store, so that the loss
 	// is a decision, not a surprise.
 	AllowLastWriterWins bool
 
@@ -151,6 +151,7 @@ type Manager struct {
 	tokens TokenCodec
 	hasher TokenHasher
 	codec  Codec
+	lazy   lazyCodec // codec, when it has the optional methods
 	logger *slog.Logger
 	stats  managerStats
 	cas    CompareAndSetter // the store's, or nil
@@ -208,7 +209,7 @@ func New(store Store, opts Options) (*Manager, error) {
 		opts.Codec = JSONCodec{}
 	}
 	if opts.Hasher == nil {
-		opts.Hasher = SHA256Hasher{}
+		opts.Hasher = sha256Hasher{}
 	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
@@ -216,7 +217,7 @@ func New(store Store, opts Options) (*Manager, error) {
 			opts.Logger.Warn("session: no cookie keys configured; using a random key, so sessions will not survive a restart or be shared between processes")
 			keys = []KeyPair{{Hash: []byte(newToken())}}
 		}
-		c, err := NewSecureCookieCodec(keys...)
+		c, err := newSecureCookieCodec(keys...)
 		if err != nil {
 			return nil, err
 		}
@@ -224,9 +225,10 @@ func New(store Store, opts Options) (*Manager, error) {
 	}
 	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
 	m.cas, _ = store.(CompareAndSetter)
+	m.lazy, _ = opts.Codec.(lazyCodec)
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
-			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", ErrNoCompareAndSet, store)
+			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", errNoCompareAndSet, store)
 		}
 		opts.Logger.Warn("session: the store cannot compare and set: concurrent writes to one session may be lost, and a logout may not stop a request already in flight", "store", fmt.Sprintf("%T", store))
 	}
@@ -305,9 +307,9 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 }
 
-// ErrNoCompareAndSet is returned by [New] for a store that is not a
+// errNoCompareAndSet is what [New] returns for a store that is not a
 // [CompareAndSetter], unless [Options.AllowLastWriterWins] is set.
-var ErrNoCompareAndSet = errors.New("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight")
+var errNoCompareAndSet = fmt.Errorf("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight: %w", errors.ErrUnsupported)
 
 // ErrSaveFailed is returned by writes to the response after the session
 // could not be saved: the error handler has answered instead.

@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,7 +243,7 @@ func TestRevokeAllFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.(session.Closer).Close() })
+	t.Cleanup(func() { f.(io.Closer).Close() })
 	e := f.(session.Epocher)
 	p.down.Store(true)
 	if v, err := e.RaiseEpoch(tctx(t), 5); err != nil || v != 5 {
@@ -262,7 +263,7 @@ func TestRevokeAllFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f2.(session.Closer).Close() })
+	t.Cleanup(func() { f2.(io.Closer).Close() })
 	if v, err := f2.(session.Epocher).Epoch(tctx(t)); err != nil || v != 5 {
 		t.Fatalf("Epoch of a new failover store = %d, %v", v, err)
 	}

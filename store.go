@@ -71,21 +71,21 @@ type Record struct {
 // # Optional abilities, and who uses them
 //
 // Beyond these four methods a store may implement [CompareAndSetter],
-// [UserIndex], [Counter], [Cleaner], [Pinger] and [Closer]; callers find
+// [UserIndex], [Counter], [Cleaner], [Pinger] and [io.Closer]; callers find
 // them by type assertion. A store implements only those it can honour: a
 // method that always fails with [errors.ErrUnsupported] makes callers
 // believe in an ability that is not there. What each caller does without
 // one:
 //
 //   - The Manager ([New]) saves with CompareAndSetter. Without it New
-//     returns [ErrNoCompareAndSet] unless [Options.AllowLastWriterWins] is
+//     returns an error wrapping [errors.ErrUnsupported] unless [Options.AllowLastWriterWins] is
 //     set; with that option concurrent requests on one session may lose
 //     each other's writes, a request in flight after a logout, renew or
 //     revocation may write the session back, and [Session.Pop] may hand
 //     one value to several requests. Its user methods
 //     ([Manager.UserSessions], [Manager.RevokeUser],
 //     [Manager.RevokeSession]) need UserIndex and return
-//     [ErrNoUserIndex] without it: no "sign out everywhere".
+//     an error wrapping [errors.ErrUnsupported] without it: no "sign out everywhere".
 //   - [Tiered] compares and sets, and lists and revokes users, on its
 //     source, so those abilities need a source that has them. A cache that
 //     is a CompareAndSetter is refilled after each write; without it the
@@ -98,7 +98,7 @@ type Record struct {
 //     down. DeleteExpired cleans every store that is a Cleaner.
 //   - [Open], [CheckHealth] and sessionctl ping with Pinger (a
 //     store without it counts as reachable), count with Counter (no
-//     session count without it), and [Backend.Close] closes with Closer.
+//     session count without it), and [Backend.Close] closes with io.Closer.
 //     Without Cleaner, expired records are still never returned, but stay
 //     in the backend until the store removes them by itself.
 type Store interface {
@@ -149,14 +149,6 @@ type Cleaner interface {
 type Pinger interface {
 	// Ping returns nil when the backend answered within ctx.
 	Ping(ctx context.Context) error
-}
-
-// Closer is implemented by stores that hold resources: background
-// goroutines, or connections they opened themselves. Close stops them and
-// returns when they have stopped; calling it again is a no-op. Methods
-// called after Close may fail.
-type Closer interface {
-	Close() error
 }
 
 // CompareAndSetter is implemented by stores that can replace a record only
@@ -226,10 +218,12 @@ type UserIndex interface {
 	ListUser(ctx context.Context, userID string) ([]UserRecord, error)
 
 	// DestroyUser destroys every live record bound to userID except the
-	// one whose id is except ("" spares none), and returns how many live
-	// records it destroyed. It may also delete the user's expired records;
-	// those are not counted.
-	DestroyUser(ctx context.Context, userID, except string) (int, error)
+	// one whose id is except ("" spares none), and returns the ids of the
+	// live records it destroyed, in no particular order: a cache in front
+	// of the store buries them, and the manager reports each as ended. It
+	// may also delete the user's expired records; those are not returned.
+	// On an error it returns the ids it had destroyed so far.
+	DestroyUser(ctx context.Context, userID, except string) (ids []string, err error)
 }
 
 // UserRecord is one record listed by [UserIndex.ListUser].

@@ -36,9 +36,9 @@ import (
 // and a session revoked meanwhile makes it fail, so a revoked session
 // stays dead for requests in flight.
 
-// ErrNoUserIndex is returned by the Manager's user methods when its store
-// does not implement [UserIndex].
-var ErrNoUserIndex = errors.New("session: the store cannot find a user's sessions (it does not implement session.UserIndex)")
+// errNoUserIndex is what the Manager's user methods return when its store
+// does not implement [UserIndex]: an [errors.ErrUnsupported].
+var errNoUserIndex = fmt.Errorf("session: the store cannot find a user's sessions (it does not implement session.UserIndex): %w", errors.ErrUnsupported)
 
 // ErrInvalidUserID is returned by [Session.SetUser] and the Manager's user
 // methods for a user id that breaks the rule in [Session.SetUser]: such an
@@ -46,16 +46,16 @@ var ErrNoUserIndex = errors.New("session: the store cannot find a user's session
 // bound to it could then not be found to be revoked.
 var ErrInvalidUserID = errors.New("session: invalid user id")
 
-// MaxUserIDLen is the longest user id [Session.SetUser] accepts, in bytes.
-const MaxUserIDLen = 256
+// maxUserIDLen is the longest user id [Session.SetUser] accepts, in bytes.
+const maxUserIDLen = 256
 
 // checkUserID enforces the user id rule of [Session.SetUser].
 func checkUserID(userID string) error {
 	switch {
 	case userID == "":
 		return fmt.Errorf("%w: empty", ErrInvalidUserID)
-	case len(userID) > MaxUserIDLen:
-		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidUserID, len(userID), MaxUserIDLen)
+	case len(userID) > maxUserIDLen:
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidUserID, len(userID), maxUserIDLen)
 	case !utf8.ValidString(userID):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUserID)
 	}
@@ -153,7 +153,7 @@ func (m *Manager) userIndex(userID string) (UserIndex, error) {
 	}
 	ui, ok := m.store.(UserIndex)
 	if !ok {
-		return nil, ErrNoUserIndex
+		return nil, errNoUserIndex
 	}
 	return ui, nil
 }
@@ -193,7 +193,7 @@ func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSessio
 	out := make([]UserSession, 0, len(recs))
 	for _, rec := range recs {
 		us := UserSession{Handle: handle(rec.ID), Current: rec.ID == curID, Expires: rec.Expires}
-		if p, err := m.codec.Decode(rec.Data); err == nil {
+		if p, err := m.decode(rec.Data); err == nil {
 			if m.staleEpoch(ctx, p.Epoch) {
 				continue // ended by RevokeAll
 			}
@@ -247,12 +247,13 @@ func (m *Manager) revoke(ctx context.Context, userID string, spareCurrent bool) 
 		except = cur.id
 		cur.mu.Unlock()
 	}
-	n, err := ui.DestroyUser(ctx, userID, except)
+	ids, err := ui.DestroyUser(ctx, userID, except)
+	n := len(ids)
+	m.stats.destroys.Add(int64(n))
 	if err != nil {
 		m.stats.errors.Add(1)
 		return n, err
 	}
-	m.stats.destroys.Add(int64(n))
 	if cur != nil && !spareCurrent {
 		cur.endIfUser(userID)
 	}

@@ -12,7 +12,7 @@
 // newStore must return a fresh, empty store for each call (its own key
 // prefix, table or database file), so that subtests never see each
 // other's records. Run closes each store it is given, when the store
-// implements [session.Closer]; anything else newStore opens it closes
+// implements [io.Closer]; anything else newStore opens it closes
 // with t.Cleanup.
 //
 // Run skips the tests of each optional ability the store does not
@@ -110,7 +110,7 @@
 //   - [session.UserIndex]: a user's sessions. [session.Manager.UserSessions]
 //     lists them and RevokeUser ends them ("sign out everywhere",
 //     after a password change); without it they return
-//     [session.ErrNoUserIndex]. Records are indexed by Record.UserID as
+//     an error wrapping [errors.ErrUnsupported]. Records are indexed by Record.UserID as
 //     Set and CompareAndSet write it; expired and destroyed records are
 //     never listed or counted even where the index still holds them.
 //   - [session.Counter]: the session count of health checks and sessionctl
@@ -121,7 +121,7 @@
 //   - [session.Pinger]: an honest health check. Startup selection, health
 //     checks and Failover's probes treat a store without it as always
 //     reachable.
-//   - [session.Closer]: releasing goroutines and connections the store
+//   - [io.Closer]: releasing goroutines and connections the store
 //     opened itself. A store on a *sql.DB or a client the caller owns
 //     does not need it.
 //

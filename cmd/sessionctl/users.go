@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // list -user and revoke -user: a user's sessions (issue 7), through each
@@ -52,7 +53,8 @@ records (Options.Metadata). Exits 4 when the user has none.`,
 // revokeUser is revoke -user: every session of the user, in every backend.
 func revokeUser(c *cli, fs *flag.FlagSet, user string, args []string, timeout time.Duration) int {
 	return withUser(c, fs, user, args, timeout, func(ctx context.Context, b backend, ui session.UserIndex) (int, error) {
-		n, err := ui.DestroyUser(ctx, user, "")
+		ids, err := ui.DestroyUser(ctx, user, "")
+		n := len(ids)
 		if err == nil {
 			fmt.Fprintf(c.stdout, "%s: revoked %d session(s) of user %q\n", b, n, user)
 		}
@@ -113,8 +115,8 @@ func printUserSessions(c *cli, asJSON bool, b backend, recs []session.UserRecord
 	out := make([]userSessionJSON, 0, len(recs))
 	for _, r := range recs {
 		u := userSessionJSON{ID: r.ID, Backend: b.name, Expires: r.Expires}
-		if p, err := (session.JSONCodec{}).Decode(r.Data); err == nil {
-			u.Created, u.LastSeen, u.UserAgent, u.IP = p.CreatedAt, p.LastSeen, p.UserAgent, p.IP
+		if p, err := ops.DecodeRecord(r.Data); err == nil {
+			u.Created, u.LastSeen, u.UserAgent, u.IP = p.Created, p.LastSeen, p.UserAgent, p.IP
 		}
 		out = append(out, u)
 	}

@@ -98,7 +98,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), logger *slog
 		return nil, nil, err
 	}
 	closeStore := func() error {
-		if c, ok := store.(session.Closer); ok {
+		if c, ok := store.(io.Closer); ok {
 			return c.Close()
 		}
 		return nil

@@ -5,7 +5,10 @@
 // named here (it would be an import cycle), the doc says what to assert.
 package ops
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Candidate is one backend that session.Open would try at startup.
 type Candidate struct {
@@ -38,7 +41,77 @@ var (
 	// progress with the running total after each batch.
 	PurgeExpired func(ctx context.Context, store any, progress func(deleted int64)) (int64, error)
 
+	// DecodeRecord reads a record written by the JSON codec: the
+	// manager's facts about the session and its values.
+	DecodeRecord func(data []byte) (Record, error)
+
+	// DecodeCookie verifies value, a cookie or header value signed by
+	// keys (a []session.KeyPair) for the cookie name, and returns the
+	// token it carries. EncodeCookie is its inverse, for tests.
+	DecodeCookie func(keys any, name, value string) (string, error)
+	EncodeCookie func(keys any, name, token string) (string, error)
+
+	// StoreID is the default store id of a token.
+	StoreID func(token string) string
+
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
 )
+
+// Record is what DecodeRecord finds in a record.
+type Record struct {
+	Created   time.Time
+	Transient bool
+	UserID    string
+	LastSeen  time.Time
+	UserAgent string
+	IP        string
+	Values    map[string]any
+}
+
+// Outcome is what became of a backend session.Open considered at startup.
+type Outcome string
+
+// The outcomes of an Attempt.
+const (
+	// OutcomeChosen: the backend works and is used.
+	OutcomeChosen Outcome = "chosen"
+	// OutcomeFailed: the backend did not answer, or its check (ping,
+	// migration) failed; Reason says how.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeSkipped: the backend was not tried because the rules refuse
+	// it (memory in production); Reason says which rule.
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeNotTried: an earlier backend was chosen.
+	OutcomeNotTried Outcome = "not tried"
+)
+
+// Attempt is what became of one configured backend when session.Open chose a
+// store at startup: see sessionctl doctor. Its String is one line, such
+// as "redis (10.0.0.5:6379): failed: no answer within 3s: …".
+type Attempt struct {
+	// Name is the backend: "redis", "postgres" or "memory".
+	Name string `json:"name"`
+	// Addr is its host:port, "" for memory. It never holds credentials.
+	Addr string `json:"addr,omitempty"`
+	// Outcome is what became of it.
+	Outcome Outcome `json:"outcome"`
+	// Reason says why it failed or was skipped, "" otherwise. It never
+	// holds credentials.
+	Reason string `json:"reason,omitempty"`
+	// Duration is how long its check took; 0 when it was not tried.
+	Duration time.Duration `json:"duration"`
+}
+
+func (a Attempt) String() string {
+	s := a.Name
+	if a.Addr != "" {
+		s += " (" + a.Addr + ")"
+	}
+	s += ": " + string(a.Outcome)
+	if a.Reason != "" {
+		s += ": " + a.Reason
+	}
+	return s
+}
