@@ -18,7 +18,7 @@ import "io"
 // store or stores honour: a method that is not promoted does not exist,
 // so an assertion on the result answers truly. This is the technique of
 // github.com/felixge/httpsnoop for http.ResponseWriter. One struct type
-// per combination of the four optional abilities: sixteen, one line each.
+// per combination of the five optional abilities: thirty-two.
 
 // wrapperCore is what every wrapper honours whatever it wraps:
 //
@@ -48,6 +48,7 @@ type wrapperImpl interface {
 	UserIndex
 	Counter
 	Cleaner
+	epocher
 }
 
 // abilities is a set of optional interfaces, one bit each.
@@ -58,7 +59,8 @@ const (
 	canUsers                           // UserIndex
 	canCount                           // Counter
 	canClean                           // Cleaner
-	allAbilities = canCAS | canUsers | canCount | canClean
+	canEpoch                           // epocher
+	allAbilities = canCAS | canUsers | canCount | canClean | canEpoch
 )
 
 // abilitiesOf returns the optional interfaces s implements.
@@ -76,11 +78,15 @@ func abilitiesOf(s Store) abilities {
 	if _, ok := s.(Cleaner); ok {
 		a |= canClean
 	}
+	if _, ok := s.(epocher); ok {
+		a |= canEpoch
+	}
 	return a
 }
 
-// The sixteen combinations, named after the abilities they add: C
-// CompareAndSetter, U UserIndex, N Counter (count), L Cleaner.
+// The thirty-two combinations, named after the abilities they add: C
+// CompareAndSetter, U UserIndex, N Counter (count), L Cleaner, E epocher
+// (the epoch of Manager.RevokeAll).
 type (
 	store0 struct{ wrapperCore }
 	storeC struct {
@@ -160,6 +166,102 @@ type (
 		Counter
 		Cleaner
 	}
+	storeE struct {
+		wrapperCore
+		epocher
+	}
+	storeCE struct {
+		wrapperCore
+		CompareAndSetter
+		epocher
+	}
+	storeUE struct {
+		wrapperCore
+		UserIndex
+		epocher
+	}
+	storeCUE struct {
+		wrapperCore
+		CompareAndSetter
+		UserIndex
+		epocher
+	}
+	storeNE struct {
+		wrapperCore
+		Counter
+		epocher
+	}
+	storeCNE struct {
+		wrapperCore
+		CompareAndSetter
+		Counter
+		epocher
+	}
+	storeUNE struct {
+		wrapperCore
+		UserIndex
+		Counter
+		epocher
+	}
+	storeCUNE struct {
+		wrapperCore
+		CompareAndSetter
+		UserIndex
+		Counter
+		epocher
+	}
+	storeLE struct {
+		wrapperCore
+		Cleaner
+		epocher
+	}
+	storeCLE struct {
+		wrapperCore
+		CompareAndSetter
+		Cleaner
+		epocher
+	}
+	storeULE struct {
+		wrapperCore
+		UserIndex
+		Cleaner
+		epocher
+	}
+	storeCULE struct {
+		wrapperCore
+		CompareAndSetter
+		UserIndex
+		Cleaner
+		epocher
+	}
+	storeNLE struct {
+		wrapperCore
+		Counter
+		Cleaner
+		epocher
+	}
+	storeCNLE struct {
+		wrapperCore
+		CompareAndSetter
+		Counter
+		Cleaner
+		epocher
+	}
+	storeUNLE struct {
+		wrapperCore
+		UserIndex
+		Counter
+		Cleaner
+		epocher
+	}
+	storeCUNLE struct {
+		wrapperCore
+		CompareAndSetter
+		UserIndex
+		Counter
+		Cleaner
+		epocher
+	}
 )
 
 // compose returns w as a Store offering exactly the abilities in a, plus
@@ -196,7 +298,39 @@ func compose(w wrapperImpl, a abilities) Store {
 		return storeCNL{w, w, w, w}
 	case canUsers | canCount | canClean:
 		return storeUNL{w, w, w, w}
-	default:
+	case canCAS | canUsers | canCount | canClean:
 		return storeCUNL{w, w, w, w, w}
+	case canEpoch:
+		return storeE{w, w}
+	case canCAS | canEpoch:
+		return storeCE{w, w, w}
+	case canUsers | canEpoch:
+		return storeUE{w, w, w}
+	case canCAS | canUsers | canEpoch:
+		return storeCUE{w, w, w, w}
+	case canCount | canEpoch:
+		return storeNE{w, w, w}
+	case canCAS | canCount | canEpoch:
+		return storeCNE{w, w, w, w}
+	case canUsers | canCount | canEpoch:
+		return storeUNE{w, w, w, w}
+	case canCAS | canUsers | canCount | canEpoch:
+		return storeCUNE{w, w, w, w, w}
+	case canClean | canEpoch:
+		return storeLE{w, w, w}
+	case canCAS | canClean | canEpoch:
+		return storeCLE{w, w, w, w}
+	case canUsers | canClean | canEpoch:
+		return storeULE{w, w, w, w}
+	case canCAS | canUsers | canClean | canEpoch:
+		return storeCULE{w, w, w, w, w}
+	case canCount | canClean | canEpoch:
+		return storeNLE{w, w, w, w}
+	case canCAS | canCount | canClean | canEpoch:
+		return storeCNLE{w, w, w, w, w}
+	case canUsers | canCount | canClean | canEpoch:
+		return storeUNLE{w, w, w, w, w}
+	default:
+		return storeCUNLE{w, w, w, w, w, w}
 	}
 }

@@ -20,10 +20,11 @@ const (
 	abUsers
 	abCount
 	abClean
-	abAll = abCAS | abUsers | abCount | abClean
+	abEpoch
+	abAll = abCAS | abUsers | abCount | abClean | abEpoch
 )
 
-var abilityNames = []string{"CompareAndSetter", "UserIndex", "Counter", "Cleaner"}
+var abilityNames = []string{"CompareAndSetter", "UserIndex", "Counter", "Cleaner", "Epoch"}
 
 func abilityString(mask int) string {
 	var names []string
@@ -53,6 +54,9 @@ func abilitiesOf(s session.Store) int {
 	if _, ok := s.(session.Cleaner); ok {
 		m |= abClean
 	}
+	if _, ok := s.(session.Epocher); ok {
+		m |= abEpoch
+	}
 	return m
 }
 
@@ -69,6 +73,7 @@ func fakeStore(t testing.TB, mask int) session.Store {
 		U = session.UserIndex
 		N = session.Counter
 		L = session.Cleaner
+		E = session.Epocher
 	)
 	switch mask {
 	case 0:
@@ -157,7 +162,7 @@ func fakeStore(t testing.TB, mask int) session.Store {
 			N
 			L
 		}{m, m, m, m}
-	case abAll:
+	case abCAS | abUsers | abCount | abClean:
 		return struct {
 			S
 			C
@@ -165,6 +170,118 @@ func fakeStore(t testing.TB, mask int) session.Store {
 			N
 			L
 		}{m, m, m, m, m}
+	case abEpoch:
+		return struct {
+			S
+			E
+		}{m, m}
+	case abCAS | abEpoch:
+		return struct {
+			S
+			C
+			E
+		}{m, m, m}
+	case abUsers | abEpoch:
+		return struct {
+			S
+			U
+			E
+		}{m, m, m}
+	case abCAS | abUsers | abEpoch:
+		return struct {
+			S
+			C
+			U
+			E
+		}{m, m, m, m}
+	case abCount | abEpoch:
+		return struct {
+			S
+			N
+			E
+		}{m, m, m}
+	case abCAS | abCount | abEpoch:
+		return struct {
+			S
+			C
+			N
+			E
+		}{m, m, m, m}
+	case abUsers | abCount | abEpoch:
+		return struct {
+			S
+			U
+			N
+			E
+		}{m, m, m, m}
+	case abCAS | abUsers | abCount | abEpoch:
+		return struct {
+			S
+			C
+			U
+			N
+			E
+		}{m, m, m, m, m}
+	case abClean | abEpoch:
+		return struct {
+			S
+			L
+			E
+		}{m, m, m}
+	case abCAS | abClean | abEpoch:
+		return struct {
+			S
+			C
+			L
+			E
+		}{m, m, m, m}
+	case abUsers | abClean | abEpoch:
+		return struct {
+			S
+			U
+			L
+			E
+		}{m, m, m, m}
+	case abCAS | abUsers | abClean | abEpoch:
+		return struct {
+			S
+			C
+			U
+			L
+			E
+		}{m, m, m, m, m}
+	case abCount | abClean | abEpoch:
+		return struct {
+			S
+			N
+			L
+			E
+		}{m, m, m, m}
+	case abCAS | abCount | abClean | abEpoch:
+		return struct {
+			S
+			C
+			N
+			L
+			E
+		}{m, m, m, m, m}
+	case abUsers | abCount | abClean | abEpoch:
+		return struct {
+			S
+			U
+			N
+			L
+			E
+		}{m, m, m, m, m}
+	case abAll:
+		return struct {
+			S
+			C
+			U
+			N
+			L
+			E
+		}{m, m, m, m, m, m}
 	}
 	t.Fatalf("bad mask %d", mask)
 	return nil

@@ -68,8 +68,8 @@ var ErrBadPayload = errors.New("session: stored payload does not decode")
 //
 // created is Unix milliseconds; "transient":true appears for a
 // browser-session cookie. A session bound to a user adds "user" and, as
-// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip". After a round
-// trip numbers come back as [json.Number], times as RFC 3339 strings and
+// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip"; "epoch"
+// appears after the first [Manager.RevokeAll]. After a round trip numbers come back as [json.Number], times as RFC 3339 strings and
 // byte slices as base64 strings: the typed getters ([Session.GetInt],
 // [Session.GetTime], [Session.GetBytes]) convert them back. It is the
 // default codec, and has the optional methods [Codec] describes.
@@ -84,6 +84,7 @@ type payload struct {
 	LastSeen  time.Time      // the rest as Options.Metadata asks
 	UserAgent string
 	IP        string
+	Epoch     int64 // the store's epoch when the session was created: see Manager.RevokeAll
 }
 
 // unixMilli is t in Unix ms, 0 for the zero time; fromUnixMilli undoes it.
@@ -115,6 +116,9 @@ func (p *payload) meta() []byte {
 	}
 	b = appendMetaString(b, "ua", p.UserAgent)
 	b = appendMetaString(b, "ip", p.IP)
+	if p.Epoch != 0 {
+		b = strconv.AppendInt(append(b, `,"epoch":`...), p.Epoch, 10)
+	}
 	return append(b, '}')
 }
 
@@ -145,6 +149,8 @@ func parseMeta(meta []byte, all bool) (payload, error) {
 			p.UserID = jsonString(v)
 		case "seen":
 			p.LastSeen = fromUnixMilli(parseInt(v))
+		case "epoch":
+			p.Epoch = parseInt(v)
 		case "ua":
 			if all {
 				p.UserAgent = jsonString(v)

@@ -114,6 +114,10 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		return unchanged, nil
 	case s.st.has(stDirty):
 		s.stampMeta(s.r, now)
+		if s.stored == nil && s.renewFrom == "" {
+			// A new session (a renewed one keeps its epoch).
+			s.p.Epoch = m.currentEpoch(ctx)
+		}
 		if gone, err := s.save(ctx, exp); err != nil || gone {
 			return unchanged, err
 		}
@@ -354,11 +358,11 @@ func (s *Session) rebase(base payload) error {
 		transient = s.p.Transient
 	}
 	p := payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient,
-		UserID: base.UserID, LastSeen: base.LastSeen, UserAgent: base.UserAgent, IP: base.IP}
+		UserID: base.UserID, LastSeen: base.LastSeen, UserAgent: base.UserAgent, IP: base.IP, Epoch: base.Epoch}
 	if s.renewFrom != "" {
 		// Merging onto the record a renewal replaces: the renewed
-		// session keeps its own start, binding and metadata.
-		p.CreatedAt, p.UserID = s.p.CreatedAt, s.p.UserID
+		// session keeps its own start, binding, epoch and metadata.
+		p.CreatedAt, p.UserID, p.Epoch = s.p.CreatedAt, s.p.UserID, s.p.Epoch
 		p.LastSeen, p.UserAgent, p.IP = s.p.LastSeen, s.p.UserAgent, s.p.IP
 	} else {
 		// The binding is base's (an id keeps its user); metadata is
@@ -474,6 +478,12 @@ func (s *Session) load() error {
 		return nil
 	}
 	if !p.CreatedAt.Add(s.m.opts.Lifetime).After(time.Now()) {
+		s.dead = append(s.dead, s.id)
+		s.fresh()
+		return nil
+	}
+	if s.m.staleEpoch(s.ctx, p.Epoch) {
+		// Ended by RevokeAll: gone, as if it had expired.
 		s.dead = append(s.dead, s.id)
 		s.fresh()
 		return nil

@@ -57,6 +57,8 @@ const (
 	pgbouncerPort     = 6432
 	tlsRedisPort      = 6480
 	faultRedisPort    = 7200 // 7200-7210
+	secopsClusterPort = 7300 // 7300-7305: the security operations tests (issue 16)
+	secopsRedisPort   = 7310 // a Redis with keyspace notifications on
 	sentinelMasterSet = "sessiontest"
 )
 
@@ -268,15 +270,21 @@ type redisCluster struct {
 // waits until every node reports the cluster ok and every replica is in
 // sync.
 func startRedisCluster(t testing.TB) *redisCluster {
+	return startRedisClusterAt(t, clusterBasePort)
+}
+
+// startRedisClusterAt is startRedisCluster on ports base to base+5, with
+// extra arguments for every node.
+func startRedisClusterAt(t testing.TB, base int, extra ...string) *redisCluster {
 	t.Helper()
 	cli := needBinary(t, "redis-cli", "redis-tools")
 	needBinary(t, "redis-server", "redis-server")
 	c := &redisCluster{nodes: map[int]*proc{}}
 	for i := 0; i < 6; i++ {
-		port := clusterBasePort + i
-		c.nodes[port] = startRedis(t, fmt.Sprintf("cluster node %d", port), port,
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0")
+		port := base + i
+		args := append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"}, extra...)
+		c.nodes[port] = startRedis(t, fmt.Sprintf("cluster node %d", port), port, args...)
 		c.addrs = append(c.addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

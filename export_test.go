@@ -43,8 +43,9 @@ var (
 	NewRedisClient = newRedisClient
 )
 
-// The interfaces every wrapper implements.
+// The interfaces every wrapper implements, and the epoch ability.
 type (
+	Epocher       = epocher
 	StatsReporter = statsReporter
 	Componenter   = componenter
 	Activer       = activer

@@ -70,6 +70,9 @@ type failover struct {
 	fails    []atomic.Int32 // consecutive failed calls, per store
 	healthy  []atomic.Bool  // last probe result, per store
 
+	epochSeen   atomic.Int64  // the highest epoch read or raised (see epoch.go)
+	epochBehind []atomic.Bool // per store: its epoch may be lower; the probe raises it
+
 	mu        sync.Mutex
 	tracked   map[string]struct{} // written while not on the primary
 	untracked int64
@@ -171,15 +174,16 @@ func NewFailover(stores []Store, opts FailoverOptions) (Store, error) {
 		opts.Logger = slog.Default()
 	}
 	f := &failover{
-		stores:  append([]Store(nil), stores...),
-		opts:    opts,
-		logger:  opts.Logger,
-		fails:   make([]atomic.Int32, len(stores)),
-		healthy: make([]atomic.Bool, len(stores)),
-		tracked: map[string]struct{}{},
-		revoked: map[string]string{},
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		stores:      append([]Store(nil), stores...),
+		opts:        opts,
+		logger:      opts.Logger,
+		fails:       make([]atomic.Int32, len(stores)),
+		epochBehind: make([]atomic.Bool, len(stores)),
+		healthy:     make([]atomic.Bool, len(stores)),
+		tracked:     map[string]struct{}{},
+		revoked:     map[string]string{},
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	for i, s := range stores {
 		name, addr := describe(s)
@@ -357,6 +361,7 @@ func (f *failover) probeLoop() {
 				continue
 			}
 			passes[i]++
+			f.catchUpEpoch(ctx, i)
 		}
 		a := int(f.active.Load())
 		for i := 0; i < a; i++ {
@@ -382,6 +387,12 @@ func (f *failover) moveBack(ctx context.Context, i, a int) {
 	}
 	revoked, gen := maps.Clone(f.revoked), f.revokeGen
 	f.mu.Unlock()
+	// A RevokeAll made while store i was down: raise its epoch before it
+	// serves a request, or the sessions it ended would be back.
+	if !f.catchUpEpoch(ctx, i) {
+		f.logger.Warn("session: could not raise the recovering store's epoch; not moving back yet", "to", f.comps[i].Name)
+		return
+	}
 	// Users revoked while a itself was active: store i still holds
 	// their sessions from before the move away. End them there before
 	// it serves a request.

@@ -49,6 +49,7 @@ type MemoryStore struct {
 	shards [memoryShards]memoryShard
 	count  atomic.Int64
 	max    int64
+	epoch  atomic.Int64 // see Manager.RevokeAll
 
 	// users indexes bound records by user: user id -> set of ids. Its
 	// lock is always taken after a shard's, never before.

@@ -111,6 +111,16 @@ type Options struct {
 	// error.
 	CommitTimeout time.Duration
 
+	// EpochInterval is how often a process re-reads its store's epoch,
+	// which [Manager.RevokeAll] raises to end every session: it bounds how
+	// long another process may still accept a session RevokeAll ended.
+	// The read happens in the background while requests come, at most
+	// once per interval, never on a request's path, except the first
+	// request that needs it and one arriving after an idle spell of twice
+	// the interval. The default (0) is five seconds; a negative value is
+	// an error.
+	EpochInterval time.Duration
+
 	// Logger receives store failures and misuse. It never receives a
 	// token. The default is slog.Default().
 	Logger *slog.Logger
@@ -147,6 +157,10 @@ type Manager struct {
 	stats   managerStats
 	cas     CompareAndSetter // the store's, or nil
 
+	epoch   *epochState // nil: RevokeAll is unsupported, for the reason in noEpoch
+	noEpoch error
+	bg      background
+
 	// Set by NewExpress; zero in the default mode.
 	newToken    func() string               // tokens of another shape than newToken's
 	publicID    func(storeID string) string // what Session.ID shows when the store id is the token
@@ -168,7 +182,7 @@ func New(store Store, opts Options) (*Manager, error) {
 	if err := checkNonNegative("Options",
 		"IdleTimeout", opts.IdleTimeout, "Lifetime", opts.Lifetime,
 		"TouchInterval", opts.TouchInterval, "MaxSize", opts.MaxSize,
-		"CommitTimeout", opts.CommitTimeout); err != nil {
+		"CommitTimeout", opts.CommitTimeout, "EpochInterval", opts.EpochInterval); err != nil {
 		return nil, err
 	}
 	if opts.IdleTimeout == 0 {
@@ -182,6 +196,9 @@ func New(store Store, opts Options) (*Manager, error) {
 	}
 	if opts.CommitTimeout == 0 {
 		opts.CommitTimeout = 5 * time.Second
+	}
+	if opts.EpochInterval == 0 {
+		opts.EpochInterval = 5 * time.Second
 	}
 	if opts.MaxSize == 0 {
 		opts.MaxSize = 64 << 10
@@ -220,6 +237,7 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.ErrorHandler == nil {
 		m.opts.ErrorHandler = m.defaultErrorHandler
 	}
+	m.setupEpoch()
 	return m, nil
 }
 

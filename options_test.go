@@ -112,6 +112,7 @@ func TestNegativeOptions(t *testing.T) {
 		"Options.TouchInterval":  one(newMgr(session.Options{TouchInterval: -1})),
 		"Options.CommitTimeout":  one(newMgr(session.Options{CommitTimeout: -1})),
 		"Options.MaxSize":        one(newMgr(session.Options{MaxSize: -1})),
+		"Options.EpochInterval":  one(newMgr(session.Options{EpochInterval: -1})),
 		"CookieOptions.SameSite": one(newMgr(session.Options{Cookie: session.CookieOptions{SameSite: -1}})),
 
 		"MemoryOptions.CleanupInterval": memory(session.MemoryOptions{CleanupInterval: -time.Minute}),

@@ -94,6 +94,9 @@ type PostgresStore struct {
 	qListUser    string
 	qDestroyUser string
 
+	qEpoch      string
+	qRaiseEpoch string
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -145,7 +148,7 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		qSet:     `INSERT INTO ` + table + ` (id, data, expires, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, user_id = excluded.user_id, updated_at = now()`,
 		qDestroy: `DELETE FROM ` + table + ` WHERE id = $1`,
 		qTouch:   `UPDATE ` + table + ` SET expires = $2 WHERE id = $1 AND expires > now()`,
-		qCount:   `SELECT count(*) FROM ` + table + ` WHERE expires > now()`,
+		qCount:   `SELECT count(*) FROM ` + table + ` WHERE expires > now() AND id <> '` + epochRowID + `'`,
 		qCleanup: `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
 
 		qLive:      `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE id = $1 AND expires > now())`,
@@ -157,6 +160,16 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		// One statement however many sessions the user has: the partial
 		// index finds the rows, expired ones go too, only live ones count.
 		qDestroyUser: `DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING id, expires > now()`,
+
+		qEpoch: `SELECT data FROM ` + table + ` WHERE id = $1`,
+		// One statement: the upsert raises the row when it holds less;
+		// otherwise the SELECT (which sees the row as it was before the
+		// statement) returns the higher epoch it holds.
+		qRaiseEpoch: `WITH up AS (INSERT INTO ` + table + ` AS cur (id, data, expires) VALUES ($1, $2, $4) ` +
+			`ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = now() ` +
+			`WHERE convert_from(cur.data, 'UTF8')::bigint < $3::bigint RETURNING $3::bigint AS epoch) ` +
+			`SELECT epoch FROM up UNION ALL ` +
+			`SELECT convert_from(data, 'UTF8')::bigint FROM ` + table + ` WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {

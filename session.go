@@ -703,6 +703,17 @@ func (s *Session) endIfUser(userID string) {
 	s.destroyLocked()
 }
 
+// endAll destroys the session after RevokeAll ended every session: its
+// record is of an older epoch now; this expires the client's cookie.
+func (s *Session) endAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.committed || s.loadErr == ErrNoSession {
+		return
+	}
+	s.destroyLocked()
+}
+
 func (s *Session) abandon() {
 	s.mu.Lock()
 	s.st |= stCommitted

@@ -194,6 +194,9 @@ func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSessio
 	for _, rec := range recs {
 		us := UserSession{Handle: handle(rec.ID), Current: rec.ID == curID, Expires: rec.Expires}
 		if p, err := m.decode(rec.Data); err == nil {
+			if m.staleEpoch(ctx, p.Epoch) {
+				continue // ended by RevokeAll
+			}
 			us.CreatedAt, us.LastSeen, us.UserAgent, us.IP = p.CreatedAt, p.LastSeen, p.UserAgent, p.IP
 		}
 		out = append(out, us)

@@ -80,10 +80,11 @@ session for it.
 
 	var rf sessionFlags
 	var ruser *string
+	var rall, ryes *bool
 	register(&command{
 		name:  "revoke",
-		args:  "<cookie value> | -user <id>",
-		short: "verify a cookie value; destroy its session in every backend (or all of a user's)",
+		args:  "<cookie value> | -user <id> | -all -yes",
+		short: "verify a cookie value; destroy its session in every backend (or all of a user's, or every session)",
 		summary: `Destroy a session in every configured backend, so that the cookie is
 worth nothing from now on. Revoking a session that no longer exists
 succeeds (exit 0) and says so. Exits 1 if any backend could not be reached:
@@ -91,12 +92,25 @@ the session may still be live there. With -user, every session bound
 to that user (Session.SetUser) instead: password change, ban, "sign out
 everywhere".
 
+With -all, every session of every user, anonymous ones too, as
+Manager.RevokeAll does: it raises each backend's epoch, and every process
+of the app stops accepting the sessions created before within its
+Options.EpochInterval (5s by default, never more than twice that). It
+needs -yes, as it logs everyone out. If a signing key has leaked, remove
+it from SESSION_SECRET / SESSION_PREVIOUS_SECRETS instead (or as well):
+that too ends every session signed with it, and stops new forgeries.
+
 ` + valueHelp,
 		flags: func(fs *flag.FlagSet) {
 			rf.declare(fs)
 			ruser = fs.String("user", "", "revoke every session of this user id instead of one cookie value")
+			rall = fs.Bool("all", false, "end every session of every user (needs -yes)")
+			ryes = fs.Bool("yes", false, "confirm -all: log everyone out")
 		},
 		run: func(c *cli, fs *flag.FlagSet, args []string) int {
+			if *rall {
+				return revokeAll(c, fs, *ryes, *ruser, args, *rf.timeout)
+			}
 			if *ruser != "" {
 				return revokeUser(c, fs, *ruser, args, *rf.timeout)
 			}

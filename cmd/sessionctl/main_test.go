@@ -158,7 +158,9 @@ func backendsEnv(t *testing.T) map[string]string {
 	table := exampletest.RandomName("issue5_ctl_")
 	t.Cleanup(func() {
 		ctx := context.Background()
-		if keys, _ := rc.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+		// The trimmed prefix also matches the user indexes and the epoch
+		// (prefix "issue5:ctl:<hex>-users:").
+		if keys, _ := rc.Keys(ctx, strings.TrimSuffix(prefix, ":")+"*").Result(); len(keys) > 0 {
 			rc.Del(ctx, keys...)
 		}
 		conn.Exec(ctx, "DROP TABLE IF EXISTS "+table)
