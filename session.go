@@ -708,7 +708,7 @@ func (s *Session) endIfUser(userID string) {
 func (s *Session) endAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed || s.loadErr == ErrNoSession {
+	if s.st.has(stCommitted) || s.loadErr == ErrNoSession {
 		return
 	}
 	s.destroyLocked()
