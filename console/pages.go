@@ -34,11 +34,6 @@ const maxUserID = 256
 // maxForm bounds the body of an action.
 const maxForm = 16 << 10
 
-// revokeAller is what ending every session needs of the Manager.
-type revokeAller interface {
-	RevokeAll(ctx context.Context) error
-}
-
 // counter is one named counter, for the overview.
 type counter struct {
 	Name  string `json:"name"`
@@ -115,9 +110,8 @@ type overviewData struct {
 	RecentFailures []failure `json:"recent_failures"`
 	// FailuresKept is false when the store does not remember failures.
 	FailuresKept bool `json:"failures_kept"`
-	// CanListUsers and CanEndAll say which pages can act.
+	// CanListUsers says whether the store can find a user's sessions.
 	CanListUsers bool `json:"can_list_users"`
-	CanEndAll    bool `json:"can_end_all"`
 	// CheckedAt is when the backends were checked.
 	CheckedAt time.Time `json:"checked_at"`
 
@@ -155,7 +149,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		d.RecentFailures = append(d.RecentFailures, failure{f.Time, f.Op, f.Error})
 	}
 	_, d.CanListUsers = c.store.(session.UserIndex)
-	_, d.CanEndAll = any(c.m).(revokeAller)
 	c.render(w, r, http.StatusOK, "overview", "Overview", d)
 }
 
@@ -471,14 +464,12 @@ func (c *Console) endSession(w http.ResponseWriter, r *http.Request) {
 // endAllData is the page that ends every session.
 type endAllData struct {
 	Phrase       string `json:"phrase"`
-	Supported    bool   `json:"supported"`
 	LiveSessions *int64 `json:"live_sessions,omitempty"`
 	Error        string `json:"error,omitempty"`
 }
 
 func (c *Console) endAllData(ctx context.Context) endAllData {
 	d := endAllData{Phrase: endAllPhrase}
-	_, d.Supported = any(c.m).(revokeAller)
 	if cn, ok := c.store.(session.Counter); ok {
 		if n, err := cn.Count(ctx); err == nil {
 			d.LiveSessions = &n
@@ -493,25 +484,25 @@ func (c *Console) endAllForm(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "endall", "End every session", c.endAllData(ctx))
 }
 
-// endAll ends every session, when the form's confirm field is the phrase.
+// endAll ends every session with Manager.RevokeAll, when the form's
+// confirm field is the phrase.
 func (c *Console) endAll(w http.ResponseWriter, r *http.Request) {
 	if !c.form(w, r) {
 		return
 	}
 	ctx, cancel := c.ctx(r)
 	defer cancel()
-	ra, ok := any(c.m).(revokeAller)
-	if !ok {
-		c.fail(w, r, http.StatusNotImplemented, "this version of package session cannot end every session (Manager.RevokeAll)")
-		return
-	}
 	if strings.TrimSpace(r.PostForm.Get("confirm")) != endAllPhrase {
 		d := c.endAllData(ctx)
 		d.Error = "type \u201c" + endAllPhrase + "\u201d exactly to confirm; nothing was done"
 		c.render(w, r, http.StatusBadRequest, "endall", "End every session", d)
 		return
 	}
-	if err := ra.RevokeAll(ctx); err != nil {
+	if err := c.m.RevokeAll(ctx); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			c.fail(w, r, http.StatusNotImplemented, "this store or codec cannot end every session: "+err.Error())
+			return
+		}
 		c.storeFailed(w, r, "ending every session", err)
 		return
 	}
