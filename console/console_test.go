@@ -536,3 +536,38 @@ func TestStoreFailures(t *testing.T) {
 		t.Fatalf("recent failures: %+v", d.RecentFailures)
 	}
 }
+
+// TestExpressModeHidesStoreIDs: in the express-session mode a store id is
+// the session's token, so the console neither looks one up nor shows one.
+func TestExpressModeHidesStoreIDs(t *testing.T) {
+	store := memStore(t)
+	m, err := session.NewExpress(store, []string{"keyboard cat"}, session.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := console.New(console.Options{Manager: m, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := "abcdefghijklmnopqrstuvwxyz012345"
+	if err := store.Set(context.Background(), sid, session.Record{Data: []byte(`{"cookie":{"originalMaxAge":60000},"n":1}`), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"GET", "POST"} {
+		var req *http.Request
+		if method == "GET" {
+			req = httptest.NewRequest("GET", "/session?id="+sid, nil)
+		} else {
+			req = httptest.NewRequest("POST", "/session", strings.NewReader("id="+sid))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		w := httptest.NewRecorder()
+		admin.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest || strings.Contains(w.Body.String(), sid) {
+			t.Fatalf("%s: %d %s", method, w.Code, w.Body)
+		}
+	}
+	if _, err := store.Get(context.Background(), sid); err != nil {
+		t.Fatalf("the session was touched: %v", err)
+	}
+}
