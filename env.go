@@ -471,7 +471,9 @@ type OpenOptions struct {
 	// listings and revocations, counts, cleanups and pings. backend is the
 	// backend's name ("redis", "postgres", "memory"), op the call: "get",
 	// "set", "compare_and_set", "destroy", "touch", "list_user",
-	// "destroy_user", "count", "delete_expired" or "ping". The call runs
+	// "destroy_user", "count", "delete_expired", "ping", "epoch" or
+	// "raise_epoch" (the generation [Manager.RevokeAll] raises, read once
+	// per Options.EpochInterval). The call runs
 	// with the context Observe returns (to carry a trace span), and the
 	// function it returns, when not nil, is called with the call's error
 	// (nil on success; [ErrNotFound] and [ErrConflict] are answers, not

@@ -352,12 +352,18 @@ func (s *PostgresStore) RaiseEpoch(ctx context.Context, to int64) (int64, error)
 
 // Epoch is offered only when the wrapped store keeps an epoch.
 func (s *instrumented) Epoch(ctx context.Context) (int64, error) {
-	return s.inner.(epocher).Epoch(ctx)
+	octx, done := s.start(ctx, "epoch")
+	n, err := s.inner.(epocher).Epoch(octx)
+	done(err)
+	return n, err
 }
 
 // RaiseEpoch is offered only when the wrapped store keeps an epoch.
 func (s *instrumented) RaiseEpoch(ctx context.Context, to int64) (int64, error) {
-	return s.inner.(epocher).RaiseEpoch(ctx, to)
+	octx, done := s.start(ctx, "raise_epoch")
+	n, err := s.inner.(epocher).RaiseEpoch(octx, to)
+	done(err)
+	return n, err
 }
 
 // Epoch is offered only when the source keeps an epoch: the source's,

@@ -36,7 +36,8 @@
 //
 // with the attributes session.backend ("redis", "postgres", "memory"),
 // session.operation ("get", "set", "compare_and_set", "destroy", "touch",
-// "list_user", "destroy_user", "count", "delete_expired", "ping") and, for
+// "list_user", "destroy_user", "count", "delete_expired", "ping", "epoch",
+// "raise_epoch") and, for
 // a call that failed, error.type ("timeout" or "_OTHER"), as OpenTelemetry's
 // semantic conventions name a failure; the buckets are those the
 // conventions advise for database calls. And the live sessions, when the
