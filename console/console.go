@@ -99,7 +99,7 @@ func New(opts Options) (*Console, error) {
 	if opts.Manager == nil {
 		return nil, errors.New("console: Options.Manager is required")
 	}
-	if opts.Backend != nil && opts.Backend.Store != opts.Manager.Store() {
+	if opts.Backend != nil && !sameStore(opts.Backend.Store, opts.Manager.Store()) {
 		return nil, errors.New("console: Options.Backend.Store is not the store of Options.Manager; pass the Backend the Manager was made with")
 	}
 	if opts.Timeout < 0 {
@@ -131,6 +131,18 @@ func New(opts Options) (*Console, error) {
 	}))
 	c.handler = cop.Handler(mux)
 	return c, nil
+}
+
+// sameStore reports whether a and b are the same store. Stores whose
+// values cannot be compared (a struct holding a map) count as the same:
+// comparing them would panic.
+func sameStore(a, b session.Store) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = true
+		}
+	}()
+	return a == b
 }
 
 // ServeHTTP serves the console's pages and actions, relative to where it

@@ -571,3 +571,40 @@ func TestExpressModeHidesStoreIDs(t *testing.T) {
 		t.Fatalf("the session was touched: %v", err)
 	}
 }
+
+// TestEveryPageAnswersJSON: with Accept: application/json, or with
+// format=json, every page and every error answers JSON.
+func TestEveryPageAnswersJSON(t *testing.T) {
+	a := newTestApp(t, memStore(t), nil)
+	_, id := a.login("hana")
+	for path, want := range map[string]int{
+		"/admin/":                 200,
+		"/admin/user?id=hana":     200,
+		"/admin/session?id=" + id: 200,
+		"/admin/end-all":          200,
+		"/admin/user":             400, // no user id
+		"/admin/session?id=nope":  404,
+		"/admin/nowhere":          404,
+	} {
+		for _, how := range []string{"accept", "format"} {
+			p, hdr := path, []string{"Accept", "application/json"}
+			if how == "format" {
+				sep := "?"
+				if strings.Contains(p, "?") {
+					sep = "&"
+				}
+				p, hdr = p+sep+"format=json", nil
+			}
+			resp, body := a.do(nil, "GET", p, nil, hdr...)
+			var v map[string]any
+			if resp.StatusCode != want || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(body), &v) != nil {
+				t.Errorf("%s (%s): %d %q %.100s", path, how, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+		}
+	}
+	// A browser's Accept gets HTML.
+	resp, _ := a.do(nil, "GET", "/admin/", nil, "Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("a browser got %q", resp.Header.Get("Content-Type"))
+	}
+}

@@ -124,18 +124,16 @@ type Telemetry struct {
 	tracer   trace.Tracer
 	duration metric.Float64Histogram
 
-	mu    sync.Mutex
-	regs  []metric.Registration
-	count map[session.Store]*liveCount
+	mu   sync.Mutex
+	regs []metric.Registration
 }
 
 // liveCount caches a store's last count.
 type liveCount struct {
-	mu   sync.Mutex
-	at   time.Time
-	n    int64
-	ok   bool
-	busy bool
+	mu sync.Mutex
+	at time.Time
+	n  int64
+	ok bool
 }
 
 // New returns a Telemetry reporting to opts' providers, or an error for a
@@ -163,7 +161,6 @@ func New(opts Options) (*Telemetry, error) {
 		opts:   opts,
 		meter:  opts.MeterProvider.Meter(ScopeName),
 		tracer: opts.TracerProvider.Tracer(ScopeName),
-		count:  map[session.Store]*liveCount{},
 	}
 	var err error
 	t.duration, err = t.meter.Float64Histogram("session.store.operation.duration",
@@ -273,13 +270,7 @@ func (t *Telemetry) Watch(m *session.Manager) error {
 		}
 		observables = append(observables, gauge)
 	}
-	t.mu.Lock()
-	lc := t.count[m.Store()]
-	if lc == nil {
-		lc = &liveCount{}
-		t.count[m.Store()] = lc
-	}
-	t.mu.Unlock()
+	lc := &liveCount{}
 	reg, err := t.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		v := reflect.ValueOf(m.Stats())
 		for _, in := range ins {
