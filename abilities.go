@@ -25,7 +25,8 @@ import "io"
 //   - [Pinger]: a wrapped store that cannot ping counts as reachable while
 //     ctx is live, the rule [CheckHealth] applies to any store;
 //   - [io.Closer]: a no-op where the wrapper holds nothing;
-//   - statsReporter, componenter and activer.
+//   - statsReporter, componenter, activer and expiryForwarder (the
+//     expirations of the stores inside, for Options.OnEvent).
 type wrapperCore interface {
 	Store
 	Pinger
@@ -33,6 +34,7 @@ type wrapperCore interface {
 	statsReporter
 	componenter
 	activer
+	expiryForwarder
 	// impl returns the implementation value (*instrumented, *tiered or
 	// *failover), for the package's own tests.
 	impl() any

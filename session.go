@@ -73,6 +73,13 @@ type Session struct {
 	reads     []readMark
 	readBuf   [4]readMark // reads' first elements, without an allocation
 	committed bool
+
+	// For events and the per-user limit (events.go, limit.go).
+	prevID     string  // the stored id this request renewed from, for EventRenewed/EventBound
+	bindNow    bool    // SetUser bound the session to a user in this request
+	unbound    bool    // SetUser("") unbound it
+	storedUser string  // the user of the record as loaded
+	pending    []Event // to emit once the ids in dead are destroyed
 }
 
 type change struct {
@@ -413,6 +420,9 @@ func (s *Session) Renew() error {
 
 // renew is Renew for a caller that holds s.mu and checked mutable.
 func (s *Session) renew() {
+	if s.stored != nil && s.prevID == "" {
+		s.prevID = s.id
+	}
 	if s.stored != nil {
 		if s.m.cas == nil {
 			s.dead = append(s.dead, s.id)
@@ -441,6 +451,22 @@ func (s *Session) Destroy() error {
 	if s.loadErr == ErrNoSession {
 		return ErrNoSession
 	}
+	if s.m.eventsOn() {
+		// To report the logout: whether there was a session, and whose.
+		if s.fromClient && !s.loaded {
+			s.load()
+		}
+		id, user := s.renewFrom, s.storedUser
+		if id == "" {
+			id = s.prevID
+		}
+		if id == "" && s.stored != nil {
+			id, user = s.id, s.p.UserID
+		}
+		if id != "" {
+			s.pending = append(s.pending, s.m.event(EventDestroyed, "logout", id, user, s.r))
+		}
+	}
 	s.destroyLocked()
 	return nil
 }
@@ -458,6 +484,7 @@ func (s *Session) destroyLocked() {
 		s.dead = append(s.dead, s.id) // written earlier in this request (Pop)
 	}
 	s.renewFrom, s.renewOld = "", nil
+	s.prevID, s.bindNow, s.unbound = "", false, false
 	s.loaded, s.loadErr = true, nil
 	s.fresh()
 	s.issue = false
@@ -658,9 +685,15 @@ func (s *Session) SetUser(userID string) error {
 	if s.p.UserID == userID {
 		return nil
 	}
+	if userID != "" {
+		if err := s.m.roomFor(s.ctx, userID); err != nil {
+			return err
+		}
+	}
 	s.renew()
 	s.p.UserID = userID
 	s.p.LastSeen, s.p.UserAgent, s.p.IP = time.Time{}, "", ""
+	s.bindNow, s.unbound = userID != "", userID == ""
 	return nil
 }
 
@@ -673,6 +706,15 @@ func (s *Session) UserID() string {
 		return ""
 	}
 	return s.p.UserID
+}
+
+// request returns the request of s, nil for a nil s: the request whose
+// metadata an event carries.
+func (s *Session) request() *http.Request {
+	if s == nil {
+		return nil
+	}
+	return s.r
 }
 
 // endIfUser destroys the session if it is bound to userID: its record is
