@@ -455,7 +455,7 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // managerStats counts what the manager did to its store.
 type managerStats struct {
 	loads, loadMisses, saves, touches, destroys, conflicts, errors atomic.Int64
-	eventsDropped                                                 atomic.Int64
+	eventsDropped                                                  atomic.Int64
 }
 
 // ManagerStats is a snapshot of a manager's counters since it was made.
