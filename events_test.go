@@ -279,7 +279,7 @@ func TestEventsExpired(t *testing.T) {
 // openWith opens a Backend from env, closed when t ends.
 func openWith(t *testing.T, env map[string]string, opts session.OpenOptions) *session.Backend {
 	t.Helper()
-	cfg, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 //   - the cookie format is a TokenCodec (expressCookieCodec): express's
 //     "s:<sid>.<sig>", URL-encoded, signed with cookie-signature's
 //     HMAC-SHA256 by a list of verbatim secrets;
-//   - the store id is the raw sid (expressHasher), as connect-redis and
+//   - the store id is the raw sid (the codec's StoreID), as connect-redis and
 //     connect-pg-simple key it;
 //   - the payload is express's JSON (expressCodec): the app's keys at the
 //     top level and a "cookie" object;
@@ -60,8 +60,8 @@ var ErrExpressMode = errors.New("session: not available in express-session mode"
 //     the originalMaxAge written into records; Cookie's Path, Domain,
 //     SameSite, Secure and AllowScript are written into the record's
 //     cookie object of sessions Go creates, as express would.
-//   - Keys, TokenCodec, Hasher, Codec and TokenHeader must be unset: the
-//     mode supplies the first four, and express has no header transport.
+//   - Keys, TokenCodec, Codec and TokenHeader must be unset: the
+//     mode supplies the first three, and express has no header transport.
 //   - Lifetime must be unset: an express record has no creation time, so
 //     there is no absolute lifetime (see [ErrExpressMode]).
 //
@@ -73,8 +73,8 @@ func NewExpress(store Store, secrets []string, opts Options) (*Manager, error) {
 		return nil, errors.New("session: NewExpress: express-session needs a secret")
 	}
 	switch {
-	case len(opts.Keys) > 0, opts.TokenCodec != nil, opts.Hasher != nil, opts.Codec != nil:
-		return nil, errors.New("session: NewExpress: Keys, TokenCodec, Hasher and Codec are the express mode's own; leave them unset")
+	case len(opts.Keys) > 0, opts.TokenCodec != nil, opts.Codec != nil:
+		return nil, errors.New("session: NewExpress: Keys, TokenCodec and Codec are the express mode's own; leave them unset")
 	case opts.TokenHeader != "":
 		return nil, errors.New("session: NewExpress: express-session has no header transport; leave TokenHeader unset")
 	case opts.Lifetime != 0:
@@ -103,7 +103,6 @@ func NewExpress(store Store, secrets []string, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	opts.TokenCodec = codec
-	opts.Hasher = expressHasher{}
 	cookie := opts.Cookie
 	if err := cookie.validate(opts.CookieName); err != nil {
 		return nil, err
@@ -163,11 +162,9 @@ func newExpressSID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// expressHasher is the identity: connect-redis and connect-pg-simple key
+// StoreID is the identity: connect-redis and connect-pg-simple key
 // records by the raw sid.
-type expressHasher struct{}
-
-func (expressHasher) StoreID(token string) string { return token }
+func (*expressCookieCodec) StoreID(token string) string { return token }
 
 // expressCookieCodec is express-session's cookie format:
 // encodeURIComponent("s:" + sid + "." + sig), sig being

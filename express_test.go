@@ -352,7 +352,7 @@ func TestExpressConfig(t *testing.T) {
 		}
 		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 	}
-	c, err := session.ConfigFromLookup(env("SESSION_TABLE_LAYOUT", "prisma", "SESSION_COOKIE_NAME", "app.sid",
+	c, err := session.ConfigFromEnv(env("SESSION_TABLE_LAYOUT", "prisma", "SESSION_COOKIE_NAME", "app.sid",
 		"SESSION_SECRET", "short", "SESSION_SECRET_PREVIOUS", "old,older"))
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +367,7 @@ func TestExpressConfig(t *testing.T) {
 		{"SESSION_TABLE_LAYOUT", "prisma", "SESSION_BACKEND", "tiered", "REDIS_URL", "redis://x", "DATABASE_URL", "postgres://x/y"},
 		{"SESSION_SECRET", "s", "SESSION_SECRET_PREVIOUS", "short"}, // outside the express mode, 32 bytes still
 	} {
-		if _, err := session.ConfigFromLookup(env(bad...)); err == nil {
+		if _, err := session.ConfigFromEnv(env(bad...)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

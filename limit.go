@@ -164,7 +164,8 @@ func (s *Session) endOwn(ctx context.Context) {
 		s.m.stats.destroys.Add(1)
 	}
 	s.stored = nil
-	s.bindNow, s.prevID, s.unbound = false, "", false
+	s.prevID = ""
+	s.st &^= stBound | stUnbound
 }
 
 // evict ends ls, one of the user's sessions over the limit, and reports

@@ -77,20 +77,21 @@ type Options struct {
 	// default, "", is cookies only.
 	TokenHeader string
 
-	// Keys sign (and optionally encrypt) the token in the cookie. The
-	// first pair signs, every pair verifies: see [secureCookieCodec] for
-	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
-	// no keys, New makes a random key and logs a warning: sessions then
-	// do not survive a restart and are not shared between processes.
+	// Keys sign (and, with a Block key, encrypt) the token in the cookie.
+	// The first pair signs and every pair verifies, so keys rotate
+	// without logging anyone out: put the new pair first, keep the old
+	// one until every session it signed has expired, then remove it. A
+	// cookie verified by an older pair is re-signed with the first on the
+	// response. [KeyFromSecret] derives a pair from a secret. With no
+	// keys, New makes a random key and logs a warning: sessions then do
+	// not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
-	// TokenCodec replaces the signed-cookie format. The default is a
-	// [secureCookieCodec] on Keys.
+	// TokenCodec replaces the signed-cookie format; it may also name the
+	// store id of a token (see [TokenCodec]). The default signs with
+	// HMAC-SHA256, and encrypts with AES when Keys have a Block key, by
+	// github.com/gorilla/securecookie.
 	TokenCodec TokenCodec
-
-	// Hasher maps a token to the store's id. The default is
-	// [sha256Hasher].
-	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
 	Codec Codec
@@ -188,15 +189,15 @@ type Options struct {
 // in a [Store]. Create one with [New] and wrap handlers with
 // [Manager.Handler]. It is safe for concurrent use.
 type Manager struct {
-	store  Store
-	opts   Options
-	tokens TokenCodec
-	hasher TokenHasher
-	codec  Codec
-	lazy   lazyCodec // codec, when it has the optional methods
-	logger *slog.Logger
-	stats  managerStats
-	cas    CompareAndSetter // the store's, or nil
+	store   Store
+	opts    Options
+	tokens  TokenCodec
+	storeID func(token string) string // the TokenCodec's StoreID, or SHA-256
+	codec   Codec
+	lazy    lazyCodec // codec, when it has the optional methods
+	logger  *slog.Logger
+	stats   managerStats
+	cas     CompareAndSetter // the store's, or nil
 
 	epoch   *epochState // nil: RevokeAll is unsupported, for the reason in noEpoch
 	noEpoch error
@@ -256,9 +257,6 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.Codec == nil {
 		opts.Codec = JSONCodec{}
 	}
-	if opts.Hasher == nil {
-		opts.Hasher = sha256Hasher{}
-	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
 		if len(keys) == 0 {
@@ -271,9 +269,13 @@ func New(store Store, opts Options) (*Manager, error) {
 		}
 		opts.TokenCodec = c
 	}
-	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
+	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, codec: opts.Codec, logger: opts.Logger}
 	m.cas, _ = store.(CompareAndSetter)
 	m.lazy, _ = opts.Codec.(lazyCodec)
+	m.storeID = sha256Hasher{}.StoreID
+	if s, ok := opts.TokenCodec.(storeIDer); ok {
+		m.storeID = s.StoreID
+	}
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
 			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", errNoCompareAndSet, store)
@@ -318,10 +320,13 @@ func (m *Manager) expiry(created, now time.Time) time.Time {
 func (m *Manager) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := m.newSession(r)
-		ctx := context.WithValue(r.Context(), ctxKey{}, s)
-		s.ctx = ctx
-		r = r.WithContext(ctx)
-		sw := &responseWriter{ResponseWriter: w, s: s, r: r}
+		// The context, the writer and the default caching headers live in
+		// the Session: one allocation for all of a request's state.
+		s.vctx = sessionCtx{Context: r.Context(), s: s}
+		s.ctx = &s.vctx
+		r = r.WithContext(s.ctx)
+		s.rw = responseWriter{ResponseWriter: w, s: s, r: r}
+		sw := &s.rw
 		completed := false
 		defer func() {
 			if !completed {

@@ -20,7 +20,7 @@ func TestSecurityOpsCluster(t *testing.T) {
 	direct := func(t testing.TB) session.Store { return openRedisStore(t, url) }
 	viaOpen := func(t testing.TB) session.Store {
 		env := map[string]string{"REDIS_URL": url, "SESSION_REDIS_PREFIX": randomName("sessiontest:") + ":"}
-		cfg, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		cfg, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if err != nil {
 			t.Fatal(err)
 		}

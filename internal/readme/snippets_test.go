@@ -19,12 +19,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
 
 // Quick start (a func main outside package main is an ordinary function).
 func main() {
-	cfg, err := session.ConfigFromEnv() // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestMyStore(t *testing.T) {
 }
 
 func choosingABackend(ctx context.Context) {
-	cfg, err := session.ConfigFromEnv() // validates everything, no I/O
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // validates everything, no I/O
 	if err != nil {
 		log.Fatal(err) // never contains a password or the secret
 	}
@@ -116,7 +117,7 @@ func choosingABackend(ctx context.Context) {
 	}
 	defer backend.Close()
 	store := backend.Store // give this to the middleware
-	http.Handle("/healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
+	http.Handle("/healthz", health.Handler(backend.Store, health.Options{}))
 	expvar.Publish("sessions", expvar.Func(func() any { return backend.Stats() })) // on /debug/vars
 	_ = store
 }
