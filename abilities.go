@@ -25,7 +25,9 @@ import "io"
 //   - [Pinger]: a wrapped store that cannot ping counts as reachable while
 //     ctx is live, the rule package health applies to any store;
 //   - [io.Closer]: a no-op where the wrapper holds nothing;
-//   - statsReporter, failureReporter, componenter and activer.
+//   - statsReporter, failureReporter, componenter, activer and
+//     expiryForwarder (the expirations of the stores inside, for
+//     Options.OnEvent).
 type wrapperCore interface {
 	Store
 	Pinger
@@ -34,6 +36,7 @@ type wrapperCore interface {
 	failureReporter
 	componenter
 	activer
+	expiryForwarder
 	// impl returns the implementation value (*instrumented, *tiered or
 	// *failover), for the package's own tests.
 	impl() any

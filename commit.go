@@ -38,7 +38,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	}
 	m := s.m
 	h := w.Header()
-	m.vary(h)
+	m.vary(h, &s.hdr)
 	if s.loadErr != nil {
 		return s.loadErr
 	}
@@ -99,6 +99,10 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		m.stats.destroys.Add(1)
 		s.dead = s.dead[1:]
 	}
+	for _, ev := range s.pending {
+		m.emit(ev)
+	}
+	s.pending = nil
 	exp := m.expiry(s.p.CreatedAt, now)
 
 	switch {
@@ -114,6 +118,7 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		return unchanged, nil
 	case s.st.has(stDirty):
 		s.stampMeta(s.r, now)
+		wasNew := s.stored == nil && s.renewFrom == "" && s.prevID == ""
 		if s.stored == nil && s.renewFrom == "" {
 			// A new session (a renewed one keeps its epoch).
 			s.p.Epoch = m.currentEpoch(ctx)
@@ -121,6 +126,12 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		if gone, err := s.save(ctx, exp); err != nil || gone {
 			return unchanged, err
 		}
+		if s.st.has(stBound) && m.opts.MaxUserSessions > 0 {
+			if err := s.enforceLimit(ctx); err != nil {
+				return unchanged, err
+			}
+		}
+		s.emitWrite(wasNew)
 		s.st |= stWrote
 		if !final {
 			s.settle()
@@ -154,6 +165,35 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		return emptied, nil
 	}
 	return unchanged, nil
+}
+
+// emitWrite reports what the write of a session that just succeeded
+// did: created it, renewed it, or bound it to a user. Callers hold s.mu.
+func (s *Session) emitWrite(wasNew bool) {
+	m := s.m
+	if m.eventsOn() {
+		switch {
+		case s.prevID != "" && s.st.has(stBound):
+			ev := m.event(EventBound, "", s.id, s.p.UserID, s.r)
+			ev.PreviousID = m.eventID(s.prevID)
+			m.emit(ev)
+		case s.prevID != "":
+			reason := "renew"
+			if s.st.has(stUnbound) {
+				reason = "unbound"
+			}
+			ev := m.event(EventRenewed, reason, s.id, s.p.UserID, s.r)
+			ev.PreviousID = m.eventID(s.prevID)
+			m.emit(ev)
+		case wasNew:
+			m.emit(m.event(EventCreated, "", s.id, s.p.UserID, s.r))
+			if s.st.has(stBound) {
+				m.emit(m.event(EventBound, "", s.id, s.p.UserID, s.r))
+			}
+		}
+	}
+	s.prevID = ""
+	s.st &^= stBound | stUnbound
 }
 
 // settle records that the store now holds the session as it stands, after
@@ -299,6 +339,8 @@ func (s *Session) claim(ctx context.Context) (changed []byte, gone bool, err err
 // made afterwards start a new session. Callers hold s.mu.
 func (s *Session) lost() {
 	s.st |= stGone
+	s.prevID = ""
+	s.st &^= stBound | stUnbound
 	s.renewFrom, s.renewOld = "", nil
 	s.fresh()
 	s.st &^= stIssue
@@ -479,6 +521,9 @@ func (s *Session) load() error {
 	}
 	if !p.CreatedAt.Add(s.m.opts.Lifetime).After(time.Now()) {
 		s.dead = append(s.dead, s.id)
+		if s.m.eventsOn() {
+			s.pending = append(s.pending, s.m.event(EventExpired, "absolute", s.id, p.UserID, nil))
+		}
 		s.fresh()
 		return nil
 	}
@@ -489,6 +534,7 @@ func (s *Session) load() error {
 		return nil
 	}
 	s.stored, s.expires, s.p, s.raw = rec.Data, rec.Expires, p, raw
+	s.storedUser = p.UserID
 	return nil
 }
 

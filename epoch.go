@@ -228,7 +228,11 @@ func (m *Manager) RevokeAll(ctx context.Context) error {
 		return fmt.Errorf("session: RevokeAll: %w", err)
 	}
 	e.raise(got)
-	if s := m.current(ctx); s != nil {
+	s := m.current(ctx)
+	if m.eventsOn() {
+		m.emit(m.event(EventRevoked, "all", "", "", s.request()))
+	}
+	if s != nil {
 		s.endAll()
 	}
 	return nil

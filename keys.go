@@ -162,8 +162,7 @@ func (c *secureCookieCodec) Decode(name, value string) (token string, rotate boo
 	if value == "" || len(value) > maxValueLen {
 		return "", false, errors.New("session: token value empty or too long")
 	}
-	var raw []byte
-	for i, sc := range c.codecs {
+	for i := range c.codecs {
 		if c.macs[i] != nil {
 			if token, ok := c.verify(i, name, value); ok {
 				return token, i != 0, nil
@@ -171,14 +170,23 @@ func (c *secureCookieCodec) Decode(name, value string) (token string, rotate boo
 			err = securecookie.ErrMacInvalid
 			continue
 		}
-		if err = sc.Decode(name, value, &raw); err == nil {
-			if len(raw) == 0 || len(raw) > 128 {
-				return "", false, errors.New("session: bad token")
-			}
-			return string(raw), i != 0, nil
+		if token, err = c.decrypt(i, name, value); err == nil {
+			return token, i != 0, nil
 		}
 	}
 	return "", false, err
+}
+
+// decrypt is Decode with an encrypting key pair, by securecookie itself.
+func (c *secureCookieCodec) decrypt(key int, name, value string) (string, error) {
+	var raw []byte
+	if err := c.codecs[key].Decode(name, value, &raw); err != nil {
+		return "", err
+	}
+	if len(raw) == 0 || len(raw) > 128 {
+		return "", errors.New("session: bad token")
+	}
+	return string(raw), nil
 }
 
 // verifier is a pooled HMAC-SHA256 state with its scratch space: a signed

@@ -51,6 +51,8 @@ type MemoryStore struct {
 	max    int64
 	epoch  atomic.Int64 // see Manager.RevokeAll
 
+	expiries expiryHub // who is told of expired records (Options.OnEvent)
+
 	// users indexes bound records by user: user id -> set of ids. Its
 	// lock is always taken after a shard's, never before.
 	umu   sync.Mutex
@@ -267,6 +269,8 @@ func (m *MemoryStore) DeleteExpired(ctx context.Context) (int64, error) {
 
 func (m *MemoryStore) deleteExpired(now time.Time) int64 {
 	var n int64
+	watched := m.expiries.watched()
+	var expired []expiredRecord
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
@@ -277,12 +281,22 @@ func (m *MemoryStore) deleteExpired(now time.Time) int64 {
 					m.reindex(id, rec.UserID, "")
 				}
 				n++
+				if watched {
+					expired = append(expired, expiredRecord{ID: id, UserID: rec.UserID, Data: rec.Data, Expires: rec.Expires})
+				}
 			}
 		}
 		s.mu.Unlock()
 	}
 	m.count.Add(-n)
+	m.expiries.report(expired)
 	return n
+}
+
+// reportExpired implements expiryReporter: the records the janitor (or
+// DeleteExpired) removes.
+func (m *MemoryStore) reportExpired(fn func([]expiredRecord)) (stop func()) {
+	return m.expiries.reportExpired(fn)
 }
 
 // ListUser implements [UserIndex]. The store keeps its own index, user to

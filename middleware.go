@@ -111,6 +111,48 @@ type Options struct {
 	// error.
 	CommitTimeout time.Duration
 
+	// MaxUserSessions caps how many live sessions one user may have at
+	// once (sessions are bound to users by [Session.SetUser]): for "3
+	// devices per account" plans, and so that a stolen password cannot
+	// open sessions without end. A login that goes over it ends the
+	// user's least recently used sessions (reported as [EventEvicted]),
+	// or, with RefuseOverLimit, fails with [ErrTooManySessions]. It holds
+	// under concurrent logins on any number of processes. It needs a
+	// store with a [UserIndex] (New returns an error otherwise); each
+	// login then lists the user's sessions once. The default (0) is no
+	// limit; a negative value is an error.
+	MaxUserSessions int
+
+	// RefuseOverLimit makes a login over MaxUserSessions fail instead of
+	// ending an older session: [Session.SetUser] returns
+	// [ErrTooManySessions] (the session is left as it was), or, when
+	// concurrent logins raced past that check, the response does (the
+	// default error handler answers 403 and the new session is not
+	// kept). Under a burst of simultaneous logins of one user it may
+	// refuse more than strictly needed, never fewer. The default, false,
+	// ends the least recently used sessions instead.
+	RefuseOverLimit bool
+
+	// OnEvent, when set, receives every session's lifecycle events ([Event]:
+	// created, renewed, bound to a user, destroyed, revoked, expired,
+	// evicted), one at a time and in order, from a goroutine of the
+	// Manager's: for an audit trail. A request never waits for it: events
+	// wait in a queue of EventQueue, and when it is full they are dropped
+	// and counted in [ManagerStats].EventsDropped. [Manager.Close]
+	// delivers what is queued, then returns. A panic in OnEvent is
+	// logged, not fatal.
+	//
+	// Expirations come from the store's own cleanup: the memory store's
+	// janitor and the Postgres store's cleanup (the rows it deletes, on
+	// whichever process deletes them) report them to every Manager with
+	// OnEvent; on Redis, run [RedisStore.WatchExpirations]. The default
+	// is nil: no events, no goroutine.
+	OnEvent func(Event)
+
+	// EventQueue is how many events may wait for OnEvent. The default (0)
+	// is 1024; a negative value is an error.
+	EventQueue int
+
 	// EpochInterval is how often a process re-reads its store's epoch,
 	// which [Manager.RevokeAll] raises to end every session: it bounds how
 	// long another process may still accept a session RevokeAll ended.
@@ -139,7 +181,7 @@ type Options struct {
 	// saved. It is called before any of the handler's output has been
 	// sent, and that output is then discarded. The default logs the error
 	// and answers 503 Service Unavailable (413 for ErrTooLarge, 409 for
-	// ErrConflict, 500 for ErrEncode).
+	// ErrConflict, 403 for ErrTooManySessions, 500 for ErrEncode).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -159,7 +201,9 @@ type Manager struct {
 
 	epoch   *epochState // nil: RevokeAll is unsupported, for the reason in noEpoch
 	noEpoch error
+	events  *eventQueue // nil: no OnEvent
 	bg      background
+	unwatch []func() // stop the store's expiry reports to this manager
 
 	// Set by NewExpress; zero in the default mode.
 	newToken    func() string               // tokens of another shape than newToken's
@@ -182,7 +226,8 @@ func New(store Store, opts Options) (*Manager, error) {
 	if err := checkNonNegative("Options",
 		"IdleTimeout", opts.IdleTimeout, "Lifetime", opts.Lifetime,
 		"TouchInterval", opts.TouchInterval, "MaxSize", opts.MaxSize,
-		"CommitTimeout", opts.CommitTimeout, "EpochInterval", opts.EpochInterval); err != nil {
+		"CommitTimeout", opts.CommitTimeout, "EpochInterval", opts.EpochInterval,
+		"MaxUserSessions", opts.MaxUserSessions, "EventQueue", opts.EventQueue); err != nil {
 		return nil, err
 	}
 	if opts.IdleTimeout == 0 {
@@ -199,6 +244,9 @@ func New(store Store, opts Options) (*Manager, error) {
 	}
 	if opts.EpochInterval == 0 {
 		opts.EpochInterval = 5 * time.Second
+	}
+	if opts.EventQueue == 0 {
+		opts.EventQueue = 1024
 	}
 	if opts.MaxSize == 0 {
 		opts.MaxSize = 64 << 10
@@ -237,7 +285,14 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.ErrorHandler == nil {
 		m.opts.ErrorHandler = m.defaultErrorHandler
 	}
+	if opts.MaxUserSessions > 0 {
+		if _, ok := store.(UserIndex); !ok {
+			return nil, fmt.Errorf("session: Options.MaxUserSessions needs a store that can list a user's sessions: %w (%T)", errNoUserIndex, store)
+		}
+	}
 	m.setupEpoch()
+	m.startEvents()
+	m.watchExpired()
 	return m, nil
 }
 
@@ -265,10 +320,13 @@ func (m *Manager) expiry(created, now time.Time) time.Time {
 func (m *Manager) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := m.newSession(r)
-		ctx := context.WithValue(r.Context(), ctxKey{}, s)
-		s.ctx = ctx
-		r = r.WithContext(ctx)
-		sw := &responseWriter{ResponseWriter: w, s: s, r: r}
+		// The context, the writer and the default caching headers live in
+		// the Session: one allocation for all of a request's state.
+		s.vctx = sessionCtx{Context: r.Context(), s: s}
+		s.ctx = &s.vctx
+		r = r.WithContext(s.ctx)
+		s.rw = responseWriter{ResponseWriter: w, s: s, r: r}
+		sw := &s.rw
 		completed := false
 		defer func() {
 			if !completed {
@@ -286,6 +344,11 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	if errors.Is(err, ErrTooLarge) {
 		m.logger.Warn("session: session too large to save", "max_bytes", m.opts.MaxSize, "path", r.URL.Path)
 		http.Error(w, "Session too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if errors.Is(err, ErrTooManySessions) {
+		m.logger.Info("session: login refused: the user has as many sessions as Options.MaxUserSessions allows", "path", r.URL.Path)
+		http.Error(w, "Forbidden: too many sessions for this account; sign out on another device first", http.StatusForbidden)
 		return
 	}
 	if errors.Is(err, ErrConflict) {
@@ -397,6 +460,7 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // managerStats counts what the manager did to its store.
 type managerStats struct {
 	loads, loadMisses, saves, touches, destroys, conflicts, errors atomic.Int64
+	eventsDropped                                                  atomic.Int64
 }
 
 // ManagerStats is a snapshot of a manager's counters since it was made.
@@ -408,6 +472,9 @@ type ManagerStats struct {
 	Destroys   int64 // records destroyed (logout, renew, bad records)
 	Conflicts  int64 // compare-and-set conflicts resolved by merging
 	Errors     int64 // store calls that failed
+	// EventsDropped counts the events not delivered to Options.OnEvent
+	// because its queue was full (or the manager closed).
+	EventsDropped int64
 }
 
 // Stats returns the manager's counters, for an app to export (expvar,
@@ -417,5 +484,6 @@ func (m *Manager) Stats() ManagerStats {
 	return ManagerStats{
 		Loads: s.loads.Load(), LoadMisses: s.loadMisses.Load(), Saves: s.saves.Load(),
 		Touches: s.touches.Load(), Destroys: s.destroys.Load(), Conflicts: s.conflicts.Load(), Errors: s.errors.Load(),
+		EventsDropped: s.eventsDropped.Load(),
 	}
 }

@@ -107,13 +107,15 @@ func TestNegativeOptions(t *testing.T) {
 	one := func(err error) []error { return []error{err} }
 
 	rows := map[string][]error{
-		"Options.IdleTimeout":    one(newMgr(session.Options{IdleTimeout: -time.Second})),
-		"Options.Lifetime":       one(newMgr(session.Options{Lifetime: -time.Second})),
-		"Options.TouchInterval":  one(newMgr(session.Options{TouchInterval: -1})),
-		"Options.CommitTimeout":  one(newMgr(session.Options{CommitTimeout: -1})),
-		"Options.MaxSize":        one(newMgr(session.Options{MaxSize: -1})),
-		"Options.EpochInterval":  one(newMgr(session.Options{EpochInterval: -1})),
-		"CookieOptions.SameSite": one(newMgr(session.Options{Cookie: session.CookieOptions{SameSite: -1}})),
+		"Options.IdleTimeout":     one(newMgr(session.Options{IdleTimeout: -time.Second})),
+		"Options.Lifetime":        one(newMgr(session.Options{Lifetime: -time.Second})),
+		"Options.TouchInterval":   one(newMgr(session.Options{TouchInterval: -1})),
+		"Options.CommitTimeout":   one(newMgr(session.Options{CommitTimeout: -1})),
+		"Options.MaxSize":         one(newMgr(session.Options{MaxSize: -1})),
+		"Options.EpochInterval":   one(newMgr(session.Options{EpochInterval: -1})),
+		"Options.MaxUserSessions": one(newMgr(session.Options{MaxUserSessions: -1})),
+		"Options.EventQueue":      one(newMgr(session.Options{EventQueue: -1})),
+		"CookieOptions.SameSite":  one(newMgr(session.Options{Cookie: session.CookieOptions{SameSite: -1}})),
 
 		"MemoryOptions.CleanupInterval": memory(session.MemoryOptions{CleanupInterval: -time.Minute}),
 		"MemoryOptions.MaxSessions":     memory(session.MemoryOptions{MaxSessions: -1}),
@@ -185,7 +187,8 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 	}
 	o := m.Options()
 	if o.IdleTimeout != 24*time.Hour || o.Lifetime != 7*24*time.Hour || o.TouchInterval != time.Minute || o.MaxSize != 64<<10 || o.CommitTimeout != 5*time.Second ||
-		o.CookieName != "session" || o.Cookie.Path != "/" || o.Cookie.SameSite != http.SameSiteLaxMode {
+		o.CookieName != "session" || o.Cookie.Path != "/" || o.Cookie.SameSite != http.SameSiteLaxMode ||
+		o.EpochInterval != 5*time.Second || o.EventQueue != 1024 || o.MaxUserSessions != 0 {
 		t.Errorf("zero Options: defaults %+v", o)
 	}
 	m, _ = session.New(mem, session.Options{Keys: []session.KeyPair{testKey}, IdleTimeout: 5 * time.Minute})

@@ -85,6 +85,9 @@ type PostgresStore struct {
 	qTouch   string
 	qCount   string
 	qCleanup string
+	// qCleanupReport is qCleanup returning the rows, for the expiry
+	// reports (Options.OnEvent).
+	qCleanupReport string
 
 	qLive      string
 	qCASInsert string
@@ -96,6 +99,8 @@ type PostgresStore struct {
 
 	qEpoch      string
 	qRaiseEpoch string
+
+	expiries expiryHub // who is told of the rows cleanup deletes (Options.OnEvent)
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -150,6 +155,8 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		qTouch:   `UPDATE ` + table + ` SET expires = $2 WHERE id = $1 AND expires > now()`,
 		qCount:   `SELECT count(*) FROM ` + table + ` WHERE expires > now() AND id <> '` + epochRowID + `'`,
 		qCleanup: `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+		qCleanupReport: `DELETE FROM ` + table + ` WHERE id IN (SELECT id FROM ` + table + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)` +
+			` RETURNING id, coalesce(user_id, ''), data, expires`,
 
 		qLive:      `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE id = $1 AND expires > now())`,
 		qCASInsert: `INSERT INTO ` + table + ` AS cur (id, data, expires, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires, user_id = excluded.user_id, created_at = now(), updated_at = now() WHERE cur.expires <= now()`,
@@ -287,11 +294,10 @@ func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted
 	var total int64
 	for {
 		start := time.Now()
-		tag, err := s.pool.Exec(ctx, s.qCleanup, s.batch)
+		n, err := s.deleteBatch(ctx)
 		if err != nil {
 			return total, fmt.Errorf("session: postgres cleanup: %w", err)
 		}
-		n := tag.RowsAffected()
 		total += n
 		if progress != nil && n > 0 {
 			progress(total)
@@ -309,6 +315,35 @@ func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted
 			}
 		}
 	}
+}
+
+// deleteBatch deletes up to CleanupBatchSize expired rows and returns how
+// many; when a Manager listens for expirations, the rows are returned and
+// reported to it.
+func (s *PostgresStore) deleteBatch(ctx context.Context) (int64, error) {
+	if !s.expiries.watched() {
+		tag, err := s.pool.Exec(ctx, s.qCleanup, s.batch)
+		return tag.RowsAffected(), err
+	}
+	rows, err := s.pool.Query(ctx, s.qCleanupReport, s.batch)
+	if err != nil {
+		return 0, err
+	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (expiredRecord, error) {
+		var r expiredRecord
+		err := row.Scan(&r.ID, &r.UserID, &r.Data, &r.Expires)
+		return r, err
+	})
+	// The rows are deleted once the statement completed, even if
+	// reading them failed part way: report what was read.
+	s.expiries.report(recs)
+	return int64(len(recs)), err
+}
+
+// reportExpired implements expiryReporter: the rows the cleanup (or
+// DeleteExpired, or sessionctl purge) deletes.
+func (s *PostgresStore) reportExpired(fn func([]expiredRecord)) (stop func()) {
+	return s.expiries.reportExpired(fn)
 }
 
 // userArg is the user_id column's value: NULL for an unbound record, so

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,15 @@ type RedisStore struct {
 	userPrefix string
 	countBatch int64
 	ownsClient bool
+
+	// Expirations (redis_expiry.go): the Managers told of them, and the
+	// WatchExpirations calls running, which Close stops.
+	expiries  expiryHub
+	watchMu   sync.Mutex
+	watchers  map[int]context.CancelFunc
+	watchNext int
+	watchWG   sync.WaitGroup
+	closed    bool
 }
 
 // NewRedisStore returns a RedisStore on client. The caller keeps ownership
@@ -285,9 +295,11 @@ func (s *RedisStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the client if the store opened it ([OpenRedis]); a store
-// made with [NewRedisStore] leaves the caller's client open.
+// Close stops the store's WatchExpirations calls and waits for them, then
+// closes the client if the store opened it ([OpenRedis]); a store made
+// with [NewRedisStore] leaves the caller's client open.
 func (s *RedisStore) Close() error {
+	s.stopWatchers()
 	if s.ownsClient {
 		err := s.client.Close()
 		if errors.Is(err, redis.ErrClosed) {

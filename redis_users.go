@@ -34,6 +34,10 @@ import (
 //     was in flight) is harmless: ListUser reads every listed key and
 //     returns only the live ones, and DestroyUser counts only keys it
 //     actually deleted.
+//   - The same pipeline sets one more small key, UserPrefix + "exp:" + id,
+//     holding the user id and expiring a minute after the session: Redis
+//     announces an expired key by its name only, and this is how
+//     WatchExpirations tells whose session expired.
 //   - The session write comes first in the pipeline and the index update
 //     second; DestroyUser removes from the set only members whose key it
 //     deleted. A login racing a revocation thus ends up either revoked or
@@ -83,8 +87,11 @@ func (s *RedisStore) writeBound(ctx context.Context, id string, rec Record, writ
 		})
 		return err
 	}
+	// The user of the id, for the expiry watcher: Redis announces an
+	// expiry with the key's name only (see WatchExpirations).
+	label := redis.NewStatusCmd(ctx, "set", s.expiryUserKey(id), rec.UserID, "pxat", rec.Expires.Add(expiryUserGrace).UnixMilli())
 	w, ix := write(), index()
-	err := run(w, ix)
+	err := run(w, ix, label)
 	if err != nil && (noScript(w) || noScript(ix)) {
 		for _, sc := range []*redis.Script{casScript, userIndexScript} {
 			if err := sc.Load(ctx, s.client).Err(); err != nil {

@@ -34,9 +34,12 @@ var ErrTooLarge = errors.New("session: values exceed the size limit")
 // Getters return the zero value when the key is absent, holds another
 // type, or the session could not be loaded (see [Session.Err]).
 type Session struct {
-	m   *Manager
-	ctx context.Context
-	r   *http.Request
+	m    *Manager
+	ctx  context.Context // &vctx in a request
+	vctx sessionCtx
+	rw   responseWriter // the writer the handler gets
+	hdr  [2]string      // the default Vary and Cache-Control values (see vary)
+	r    *http.Request
 
 	mu       sync.Mutex
 	st       state  // what has happened to the session in this request
@@ -62,6 +65,11 @@ type Session struct {
 	taken   any
 	reads   []readMark
 	readBuf [4]readMark // reads' first elements, without an allocation
+
+	// For events and the per-user limit (events.go, limit.go).
+	prevID     string  // the stored id this request renewed from, for EventRenewed/EventBound
+	storedUser string  // the user of the record as loaded
+	pending    []Event // to emit once the ids in dead are destroyed
 }
 
 // state is what has happened to a session in its request, one bit each:
@@ -85,6 +93,9 @@ const (
 	stGone      // another request destroyed or revoked it meanwhile
 	stSentToken // a token, or its expiry, is in the response
 	stCommitted // commit ran: the session no longer changes
+	// For events and the per-user limit (events.go, limit.go).
+	stBound   // SetUser bound the session to a user in this request
+	stUnbound // SetUser("") unbound it
 )
 
 // has reports whether every bit of f is set.
@@ -119,6 +130,20 @@ func FromContext(ctx context.Context) *Session {
 }
 
 type ctxKey struct{}
+
+// sessionCtx is the request's context with its session under ctxKey, as
+// context.WithValue would make it, but kept inside the Session.
+type sessionCtx struct {
+	context.Context
+	s *Session
+}
+
+func (c *sessionCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c.s
+	}
+	return c.Context.Value(key)
+}
 
 // rawMode reports that the values are still the stored bytes, with this
 // request's changes in s.ops on top. Callers hold s.mu.
@@ -428,6 +453,9 @@ func (s *Session) Renew() error {
 
 // renew is Renew for a caller that holds s.mu and checked mutable.
 func (s *Session) renew() {
+	if s.stored != nil && s.prevID == "" {
+		s.prevID = s.id
+	}
 	if s.stored != nil {
 		if s.m.cas == nil {
 			s.dead = append(s.dead, s.id)
@@ -456,6 +484,22 @@ func (s *Session) Destroy() error {
 	if s.loadErr == ErrNoSession {
 		return ErrNoSession
 	}
+	if s.m.eventsOn() {
+		// To report the logout: whether there was a session, and whose.
+		if s.st.has(stFromClient) && !s.st.has(stLoaded) {
+			s.load()
+		}
+		id, user := s.renewFrom, s.storedUser
+		if id == "" {
+			id = s.prevID
+		}
+		if id == "" && s.stored != nil {
+			id, user = s.id, s.p.UserID
+		}
+		if id != "" {
+			s.pending = append(s.pending, s.m.event(EventDestroyed, "logout", id, user, s.r))
+		}
+	}
 	s.destroyLocked()
 	return nil
 }
@@ -473,12 +517,13 @@ func (s *Session) destroyLocked() {
 		s.dead = append(s.dead, s.id) // written earlier in this request (Pop)
 	}
 	s.renewFrom, s.renewOld = "", nil
+	s.prevID = ""
 	s.st |= stLoaded
 	s.loadErr = nil
 	s.fresh()
 	s.st &^= stIssue
 	s.ops = nil
-	s.st &^= stCleared | stDirty | stWrote
+	s.st &^= stCleared | stDirty | stWrote | stBound | stUnbound
 	s.st |= stDestroyed
 }
 
@@ -675,9 +720,20 @@ func (s *Session) SetUser(userID string) error {
 	if s.p.UserID == userID {
 		return nil
 	}
+	if userID != "" {
+		if err := s.m.roomFor(s.ctx, userID); err != nil {
+			return err
+		}
+	}
 	s.renew()
 	s.p.UserID = userID
 	s.p.LastSeen, s.p.UserAgent, s.p.IP = time.Time{}, "", ""
+	s.st &^= stBound | stUnbound
+	if userID != "" {
+		s.st |= stBound
+	} else {
+		s.st |= stUnbound
+	}
 	return nil
 }
 
@@ -690,6 +746,15 @@ func (s *Session) UserID() string {
 		return ""
 	}
 	return s.p.UserID
+}
+
+// request returns the request of s, nil for a nil s: the request whose
+// metadata an event carries.
+func (s *Session) request() *http.Request {
+	if s == nil {
+		return nil
+	}
+	return s.r
 }
 
 // endIfUser destroys the session if it is bound to userID: its record is

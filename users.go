@@ -250,6 +250,16 @@ func (m *Manager) revoke(ctx context.Context, userID string, spareCurrent bool) 
 	ids, err := ui.DestroyUser(ctx, userID, except)
 	n := len(ids)
 	m.stats.destroys.Add(int64(n))
+	if m.eventsOn() {
+		reason := "user"
+		if spareCurrent {
+			reason = "others"
+		}
+		r := cur.request()
+		for _, id := range ids {
+			m.emit(m.event(EventRevoked, reason, id, userID, r))
+		}
+	}
 	if err != nil {
 		m.stats.errors.Add(1)
 		return n, err
@@ -287,7 +297,11 @@ func (m *Manager) RevokeSession(ctx context.Context, userID, handleValue string)
 		return 0, err
 	}
 	m.stats.destroys.Add(1)
-	if cur := m.current(ctx); cur != nil {
+	cur := m.current(ctx)
+	if m.eventsOn() {
+		m.emit(m.event(EventRevoked, "session", id, userID, cur.request()))
+	}
+	if cur != nil {
 		cur.mu.Lock()
 		mine := cur.id == id
 		cur.mu.Unlock()

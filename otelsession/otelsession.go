@@ -27,9 +27,10 @@
 //	session.manager.destroys    {session}   records destroyed
 //	session.manager.conflicts   {conflict}  concurrent writes merged
 //	session.manager.errors      {error}     store calls that failed
+//	session.manager.events.dropped  {event} lifecycle events dropped (queue full)
 //
-// and any counter a later ManagerStats adds (dropped lifecycle events,
-// for one) as session.manager.<its name in snake_case>. Through
+// and any counter a later ManagerStats adds as session.manager.<its name
+// in snake_case>. Through
 // [session.OpenOptions.Observe], every call to a backend:
 //
 //	session.store.operation.duration   histogram, seconds
@@ -212,6 +213,7 @@ var managerCounters = []struct{ field, name, unit, desc string }{
 	{"Destroys", "session.manager.destroys", "{session}", "Session records destroyed (logout, renew, revocation)."},
 	{"Conflicts", "session.manager.conflicts", "{conflict}", "Concurrent writes to one session resolved by merging."},
 	{"Errors", "session.manager.errors", "{error}", "Store calls of the manager that failed."},
+	{"EventsDropped", "session.manager.events.dropped", "{event}", "Lifecycle events not delivered to Options.OnEvent because its queue was full."},
 }
 
 // Watch reports m's counters, and its store's live sessions when the

@@ -121,6 +121,12 @@ type app struct {
 }
 
 func newApp(t *testing.T, h *harness, env map[string]string) *app {
+	return newAppWith(t, h, env, session.Options{})
+}
+
+// newAppWith is newApp with the manager's options opts (keys and logger
+// set here).
+func newAppWith(t *testing.T, h *harness, env map[string]string, opts session.Options) *app {
 	t.Helper()
 	cfg, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -132,7 +138,9 @@ func newApp(t *testing.T, h *harness, env map[string]string) *app {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	m, err := session.New(b.Store, session.Options{Logger: logger, Keys: []session.KeyPair{{Hash: []byte("otelsession test key, 32 bytes or more")}}})
+	opts.Logger = logger
+	opts.Keys = []session.KeyPair{{Hash: []byte("otelsession test key, 32 bytes or more")}}
+	m, err := session.New(b.Store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +207,15 @@ func TestMetricsAfterScript(t *testing.T) {
 	a.script()
 	ms := h.collect()
 	want := map[string]int64{
-		"session.manager.loads":     2,
-		"session.manager.misses":    1,
-		"session.manager.saves":     2,
-		"session.manager.touches":   0,
-		"session.manager.destroys":  1,
-		"session.manager.conflicts": 0,
-		"session.manager.errors":    0,
-		"session.store.sessions":    1,
+		"session.manager.loads":          2,
+		"session.manager.misses":         1,
+		"session.manager.saves":          2,
+		"session.manager.touches":        0,
+		"session.manager.destroys":       1,
+		"session.manager.conflicts":      0,
+		"session.manager.errors":         0,
+		"session.store.sessions":         1,
+		"session.manager.events.dropped": 0,
 	}
 	for name, v := range want {
 		m, ok := ms[name]
@@ -366,4 +375,27 @@ func TestRedis(t *testing.T) {
 	if strings.Contains(h.spans.Ended()[0].Name(), prefix) {
 		t.Error("a span names a key")
 	}
+}
+
+// TestEventsDropped: lifecycle events the queue has no room for are
+// counted, as ManagerStats counts them.
+func TestEventsDropped(t *testing.T) {
+	h := newHarness(t, otelsession.Options{DisableCount: true})
+	release := make(chan struct{})
+	a := newAppWith(t, h, map[string]string{}, session.Options{
+		OnEvent:    func(session.Event) { <-release }, // holds the first event
+		EventQueue: 1,
+	})
+	for range 5 {
+		a.do(browser(), "POST", "/put?v=x") // one "created" event each
+	}
+	dropped := a.m.Stats().EventsDropped
+	if dropped < 3 {
+		t.Fatalf("ManagerStats.EventsDropped = %d, want at least 3 of 5", dropped)
+	}
+	if got := intValue(t, h.collect()["session.manager.events.dropped"]); got != dropped {
+		t.Errorf("session.manager.events.dropped = %d, ManagerStats says %d", got, dropped)
+	}
+	close(release)
+	a.m.Close()
 }

@@ -1,7 +1,8 @@
 // Command server is the production shape of an app on the session
-// package: the store chosen from the environment, logs with log/slog,
-// graceful shutdown, a health check, an admin statistics endpoint, the
-// operator's console and OpenTelemetry metrics in Prometheus' format.
+// package: the store chosen from the environment, logs with log/slog, an
+// audit line for every session event, graceful shutdown, a health check,
+// an admin statistics endpoint, the operator's console and OpenTelemetry
+// metrics in Prometheus' format.
 //
 //	REDIS_URL=redis://127.0.0.1:6379/0 SESSION_SECRET=$(openssl rand -base64 48) go run ./examples/server
 //
@@ -16,6 +17,11 @@
 //	               unset: neither is mounted (404)
 //	TRUST_PROXY    true: X-Forwarded-Proto: https makes the cookie Secure
 //	LOG_FORMAT     json for JSON logs, otherwise text (on stderr)
+//	MAX_USER_SESSIONS  live sessions per user (Options.MaxUserSessions), default no limit
+//	WATCH_EXPIRATIONS  false: leave Redis expirations to another process (one is enough)
+//
+// Every session event (created, renewed, bound, destroyed, revoked,
+// expired, evicted) is logged as one line with msg=audit.
 //
 // Endpoints:
 //
@@ -30,7 +36,8 @@
 //	     /admin/               the operator's console (package console)
 //
 // On SIGINT or SIGTERM it stops accepting connections, finishes the
-// requests in flight (up to 15 seconds), closes the store and exits 0.
+// requests in flight (up to 15 seconds), logs the events still queued,
+// closes the store and exits 0.
 package main
 
 import (
@@ -96,9 +103,19 @@ func run(logger *slog.Logger) error {
 	defer backend.Close()
 	logger.Info("session store ready", "backend", backend.Name, "active", backend.Active())
 
-	app, err := newApp(cfg, backend, metrics, os.Getenv("ADMIN_TOKEN"), os.Getenv("TRUST_PROXY"), logger)
+	app, sessions, err := newApp(cfg, backend, metrics, os.Getenv("ADMIN_TOKEN"), os.Getenv("TRUST_PROXY"), os.Getenv("MAX_USER_SESSIONS"), logger)
 	if err != nil {
 		return err
+	}
+	defer sessions.Close()
+	if watch, err := strconv.ParseBool(os.Getenv("WATCH_EXPIRATIONS")); err != nil || watch {
+		// Expirations on Redis come from keyspace notifications (on
+		// memory and Postgres the store reports them by itself).
+		go func() {
+			if err := backend.WatchExpirations(ctx); err != nil {
+				logger.Warn("session expirations will not be audited", "error", err)
+			}
+		}()
 	}
 	addr := os.Getenv("ADDR")
 	if addr == "" {
@@ -128,6 +145,7 @@ func run(logger *slog.Logger) error {
 	if err := srv.Shutdown(shutdown); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	sessions.Close() // the audit lines still queued
 	if err := backend.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)
 	}
@@ -168,26 +186,32 @@ func (m *metrics) Close() error {
 
 // newApp wires the handlers. Only /api/ goes through the session
 // middleware: probes and admin calls never create sessions.
-func newApp(cfg session.Config, backend *session.Backend, metrics *metrics, adminToken, trustProxy string, logger *slog.Logger) (http.Handler, error) {
+func newApp(cfg session.Config, backend *session.Backend, metrics *metrics, adminToken, trustProxy, maxUserSessions string, logger *slog.Logger) (http.Handler, *session.Manager, error) {
 	// COOKIE_DOMAIN, and the keys: SESSION_SECRET signs,
 	// SESSION_SECRET_PREVIOUS still verifies. Outside production the
 	// secret may be unset: session.New then uses a random key and warns
 	// that sessions will not survive a restart.
 	opts, err := cfg.Options()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts.Logger = logger
 	opts.TrustProxy, _ = strconv.ParseBool(trustProxy)
 	// What the operator's console shows of a user's sessions. Personal
 	// data: say so in your privacy notice (see session.Metadata).
 	opts.Metadata = session.Metadata{LastSeen: true, UserAgent: true, ClientIP: true}
+	if maxUserSessions != "" {
+		if opts.MaxUserSessions, err = strconv.Atoi(maxUserSessions); err != nil {
+			return nil, nil, fmt.Errorf("MAX_USER_SESSIONS: %w", err)
+		}
+	}
+	opts.OnEvent = audit(logger)
 	sessions, err := session.New(backend.Store, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := metrics.tel.Watch(sessions); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	api := http.NewServeMux()
@@ -204,12 +228,29 @@ func newApp(cfg session.Config, backend *session.Backend, metrics *metrics, admi
 	if adminToken != "" {
 		admin, err := console.New(console.Options{Manager: sessions, Backend: backend, Logger: logger})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		mux.Handle("GET /admin/sessions/stats", adminOnly(adminToken, statsHandler(backend)))
 		mux.Handle("/admin/", adminOnly(adminToken, http.StripPrefix("/admin", admin)))
 	}
-	return mux, nil
+	return mux, sessions, nil
+}
+
+// audit logs a session event as one line: the audit trail SOC 2 and the
+// like ask for. It never sees a token: Event.ID is a hash of it.
+func audit(logger *slog.Logger) func(session.Event) {
+	return func(e session.Event) {
+		logger.Info("audit",
+			slog.String("event", string(e.Kind)),
+			slog.String("reason", e.Reason),
+			slog.String("session", e.ID),
+			slog.String("previous", e.PreviousID),
+			slog.String("user", e.UserID),
+			slog.Time("at", e.Time),
+			slog.String("ip", e.IP),
+			slog.String("user_agent", e.UserAgent),
+			slog.String("path", e.Path))
+	}
 }
 
 func showSession(w http.ResponseWriter, r *http.Request) {
@@ -250,11 +291,15 @@ func login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := session.From(r)
-	if err := s.SetUser(in.User); err != nil { // renews the session id, as a login must
-		if errors.Is(err, session.ErrInvalidUserID) {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
+	err := s.SetUser(in.User) // renews the session id, as a login must
+	switch {
+	case errors.Is(err, session.ErrTooManySessions):
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	case errors.Is(err, session.ErrInvalidUserID):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	case err != nil:
 		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -117,9 +118,28 @@ func restartKeepsSession(t *testing.T, env []string, wantBackend string) {
 	if code != 200 || !reflect.DeepEqual(decode(t, b), want) {
 		t.Fatalf("after restart: %d %s, want %v", code, b, want)
 	}
+	// Every session event is an audit line; none carries the cookie.
+	code, _ = do(t, c, "POST", s.base+"/api/login", `{"user":"ada"}`)
+	if code != 200 {
+		t.Fatalf("login: %d", code)
+	}
+	line := s.p.WaitLine("msg=audit event=bound", 10*time.Second)
+	if !strings.Contains(line, "user=ada") || !strings.Contains(line, "ip=127.0.0.1") || !strings.Contains(line, "path=/api/login") {
+		t.Fatalf("audit line of the login: %s", line)
+	}
 	code, _ = do(t, c, "POST", s.base+"/api/logout", "")
 	if code != 200 {
 		t.Fatalf("logout: %d", code)
+	}
+	line = s.p.WaitLine("msg=audit event=destroyed", 10*time.Second)
+	if !strings.Contains(line, "reason=logout") || !strings.Contains(line, "user=ada") {
+		t.Fatalf("audit line of the logout: %s", line)
+	}
+	u, _ := url.Parse(s.base)
+	for _, ck := range jar.Cookies(u) {
+		if strings.Contains(s.p.Output(), ck.Value) {
+			t.Fatal("a cookie value is in the log")
+		}
 	}
 	code, b = do(t, c, "GET", s.base+"/api/test-session", "")
 	if code != 200 || len(decode(t, b)) != 0 {

@@ -7,9 +7,11 @@ package readme
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"expvar"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -174,4 +176,44 @@ func operatorConsole(mux *http.ServeMux, sessions *session.Manager, backend *ses
 	}
 	mux.Handle("/admin/", requireOperator(http.StripPrefix("/admin", admin)))
 	return nil
+}
+
+// Security operations.
+func securityOperations(ctx context.Context, backend *session.Backend, keys []session.KeyPair, logger *slog.Logger) error {
+	audit := func(e session.Event) { // one goroutine calls it, in order; never with a token
+		logger.Info("audit", "event", string(e.Kind), "reason", e.Reason, "session", e.ID,
+			"previous", e.PreviousID, "user", e.UserID, "ip", e.IP, "user_agent", e.UserAgent, "path", e.Path, "at", e.Time)
+	}
+	sessions, err := session.New(backend.Store, session.Options{Keys: keys, OnEvent: audit})
+	if err != nil {
+		return err
+	}
+	defer sessions.Close() // delivers the events still queued
+	go func() {
+		// Redis tells of expirations through keyspace notifications; run this on one process.
+		if err := backend.WatchExpirations(ctx); err != nil {
+			logger.Warn("expirations are not audited", "error", err)
+		}
+	}()
+
+	sessions, err = session.New(backend.Store, session.Options{
+		Keys:            keys,
+		MaxUserSessions: 3,     // a fourth login ends the least recently used session (an "evicted" event)
+		RefuseOverLimit: false, // true: the fourth login fails with ErrTooManySessions instead
+	})
+	if err != nil {
+		return err
+	}
+
+	if err := sessions.RevokeAll(ctx); err != nil { // every user's, anonymous ones too
+		return err
+	}
+	return nil
+}
+
+func refuseLogin(w http.ResponseWriter, r *http.Request, userID string) {
+	if err := session.From(r).SetUser(userID); errors.Is(err, session.ErrTooManySessions) {
+		http.Error(w, "You are signed in on too many devices: sign out on one of them first.", http.StatusForbidden)
+		return
+	}
 }
