@@ -229,8 +229,14 @@ func TestOverview(t *testing.T) {
 			Value int64
 		}
 		CanListUsers bool `json:"can_list_users"`
+		Policy       struct {
+			IdleTimeout     string `json:"idle_timeout"`
+			MaxUserSessions int    `json:"max_user_sessions"`
+			Events          bool
+		}
 	}
-	if code := a.getJSON("/admin/?format=json", &d); code != 200 || d.Backend != "memory" || d.LiveSessions == nil || *d.LiveSessions != 2 || !d.CanListUsers {
+	if code := a.getJSON("/admin/?format=json", &d); code != 200 || d.Backend != "memory" || d.LiveSessions == nil || *d.LiveSessions != 2 || !d.CanListUsers ||
+		d.Policy.IdleTimeout != "24h0m0s" || d.Policy.MaxUserSessions != 0 || d.Policy.Events {
 		t.Fatalf("JSON: %d %+v", code, d)
 	}
 	saves := int64(-1)

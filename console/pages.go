@@ -112,6 +112,9 @@ type overviewData struct {
 	FailuresKept bool `json:"failures_kept"`
 	// CanListUsers says whether the store can find a user's sessions.
 	CanListUsers bool `json:"can_list_users"`
+	// Policy is the manager's session policy: timeouts, the per-user
+	// limit, lifecycle events.
+	Policy policy `json:"policy"`
 	// CheckedAt is when the backends were checked.
 	CheckedAt time.Time `json:"checked_at"`
 
@@ -149,7 +152,41 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		d.RecentFailures = append(d.RecentFailures, failure{f.Time, f.Op, f.Error})
 	}
 	_, d.CanListUsers = c.store.(session.UserIndex)
+	d.Policy = policyOf(c.m.Options())
 	c.render(w, r, http.StatusOK, "overview", "Overview", d)
+}
+
+// policy is what the manager's options say about sessions' lives.
+type policy struct {
+	IdleTimeout string `json:"idle_timeout"`
+	Lifetime    string `json:"lifetime"`
+	// MaxUserSessions is the per-user limit; 0 is none.
+	MaxUserSessions int `json:"max_user_sessions"`
+	// OverLimit is what a login over the limit does: "end the least
+	// recently used" or "refused".
+	OverLimit string `json:"over_limit,omitempty"`
+	// Events says whether lifecycle events go to Options.OnEvent.
+	Events bool `json:"events"`
+	// EventQueue is their queue's size, when they do.
+	EventQueue int `json:"event_queue,omitempty"`
+}
+
+func policyOf(o session.Options) policy {
+	p := policy{IdleTimeout: o.IdleTimeout.String(), Lifetime: o.Lifetime.String(),
+		MaxUserSessions: o.MaxUserSessions, Events: o.OnEvent != nil}
+	if o.Lifetime == 0 {
+		p.Lifetime = "none"
+	}
+	if p.MaxUserSessions > 0 {
+		p.OverLimit = "end the least recently used"
+		if o.RefuseOverLimit {
+			p.OverLimit = "refuse the new login"
+		}
+	}
+	if p.Events {
+		p.EventQueue = o.EventQueue
+	}
+	return p
 }
 
 // notice is the line a page shows after an action, from the ended
