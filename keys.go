@@ -42,6 +42,12 @@ func (SHA256Hasher) StoreID(token string) string {
 
 // TokenCodec turns a token into the value a client carries (the cookie
 // value, or the header token) and back, refusing values it did not make.
+//
+// A TokenCodec may also have a method NewToken() string: the manager then
+// calls it for every new session's token instead of making its own (32
+// bytes from crypto/rand, base64url), for a cookie format whose tokens
+// have another shape. Its tokens must be unguessable (at least 128 bits
+// from crypto/rand) and never repeat.
 type TokenCodec interface {
 	// Encode returns the value that carries token in the cookie (or
 	// header) called name.

@@ -89,11 +89,25 @@ type Options struct {
 	TokenCodec TokenCodec
 
 	// Hasher maps a token to the store's id. The default is
-	// [SHA256Hasher].
+	// [SHA256Hasher]. With a Hasher set (even SHA256Hasher{}),
+	// [Session.ID] returns a hash of the store id instead of the store id
+	// itself: the manager cannot know that another Hasher's ids do not
+	// reveal the token (an identity Hasher, which a store shared with
+	// another program may need, makes the store id the token itself).
 	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
 	Codec Codec
+
+	// KeepUnreadable leaves a stored record that the Codec cannot decode
+	// as it is, for a store shared with another program that may write
+	// records this manager cannot read: the request fails with
+	// [ErrBadPayload] (the default ErrorHandler answers 500), and the
+	// record is never destroyed or overwritten. The default, false,
+	// treats such a record as garbage: it is destroyed and the client
+	// gets a fresh session, so that a corrupt record does not fail every
+	// request that carries its cookie.
+	KeepUnreadable bool
 
 	// MaxSize caps a session's encoded size in bytes; a larger session is
 	// not saved and the request fails with [ErrTooLarge]. The default (0)
@@ -128,7 +142,7 @@ type Options struct {
 	// saved. It is called before any of the handler's output has been
 	// sent, and that output is then discarded. The default logs the error
 	// and answers 503 Service Unavailable (413 for ErrTooLarge, 409 for
-	// ErrConflict, 500 for ErrEncode).
+	// ErrConflict, 500 for ErrEncode and ErrBadPayload).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -145,10 +159,8 @@ type Manager struct {
 	stats  managerStats
 	cas    CompareAndSetter // the store's, or nil
 
-	// Set by NewExpress; zero in the default mode.
-	newToken    func() string               // tokens of another shape than newToken's
-	publicID    func(storeID string) string // what Session.ID shows when the store id is the token
-	keepForeign bool                        // a record that does not decode may be another program's: never destroyed or overwritten
+	newToken func() string               // the TokenCodec's NewToken, or nil: the package's newToken
+	publicID func(storeID string) string // what Session.ID shows: handle with a custom Hasher, nil for the store id
 }
 
 // New returns a Manager that keeps sessions in store. It returns an error
@@ -190,8 +202,13 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.Codec == nil {
 		opts.Codec = JSONCodec{}
 	}
+	// A custom Hasher's store ids may reveal the token: Session.ID
+	// shows a hash of them (see Options.Hasher).
+	var publicID func(string) string
 	if opts.Hasher == nil {
 		opts.Hasher = SHA256Hasher{}
+	} else {
+		publicID = handle
 	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
@@ -205,7 +222,10 @@ func New(store Store, opts Options) (*Manager, error) {
 		}
 		opts.TokenCodec = c
 	}
-	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger}
+	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger, publicID: publicID}
+	if g, ok := opts.TokenCodec.(interface{ NewToken() string }); ok {
+		m.newToken = g.NewToken // see TokenCodec
+	}
 	m.cas, _ = store.(CompareAndSetter)
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
@@ -273,6 +293,13 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	}
 	if errors.Is(err, ErrEncode) {
 		m.logger.Error("session: a value put in the session cannot be encoded", "error", err, "path", r.URL.Path)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	if errors.Is(err, ErrBadPayload) {
+		// Only with Options.KeepUnreadable: otherwise such a record is
+		// destroyed and the client gets a fresh session.
+		m.logger.Error("session: stored session does not decode; left as it is (Options.KeepUnreadable)", "error", err, "path", r.URL.Path)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
 	}
