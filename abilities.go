@@ -1,5 +1,7 @@
 package session
 
+import "io"
+
 // Why this file exists: the Manager, CheckHealth and third-party code
 // discover what a store can do by type assertion (store.(UserIndex)). A
 // wrapper type that declared every optional method and answered
@@ -22,12 +24,12 @@ package session
 //
 //   - [Pinger]: a wrapped store that cannot ping counts as reachable while
 //     ctx is live, the rule [CheckHealth] applies to any store;
-//   - [Closer]: a no-op where the wrapper holds nothing;
+//   - [io.Closer]: a no-op where the wrapper holds nothing;
 //   - statsReporter, componenter and activer.
 type wrapperCore interface {
 	Store
 	Pinger
-	Closer
+	io.Closer
 	statsReporter
 	componenter
 	activer

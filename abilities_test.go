@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func abilitiesOf(s session.Store) int {
 
 // fakeStore returns a memory store offering the four Store methods plus
 // exactly the optional abilities in mask: nothing else, not even Pinger
-// or Closer (the memory store runs no goroutine, and is closed when t
+// or io.Closer (the memory store runs no goroutine, and is closed when t
 // ends).
 func fakeStore(t testing.TB, mask int) session.Store {
 	m := session.NewMemoryStore(session.MemoryOptions{DisableCleanup: true})
@@ -181,7 +182,7 @@ func checkAbilities(t *testing.T, what string, s session.Store, want int) {
 	}
 	always := map[string]bool{}
 	_, always["Pinger"] = s.(session.Pinger)
-	_, always["Closer"] = s.(session.Closer)
+	_, always["Closer"] = s.(io.Closer)
 	_, always["StatsReporter"] = s.(session.StatsReporter)
 	_, always["Componenter"] = s.(session.Componenter)
 	_, always["Activer"] = s.(session.Activer)
@@ -198,7 +199,7 @@ func newFailoverOver(t *testing.T, stores ...session.Store) session.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.(session.Closer).Close() })
+	t.Cleanup(func() { f.(io.Closer).Close() })
 	return f
 }
 
@@ -329,7 +330,7 @@ func TestAbilitiesPingerRule(t *testing.T) {
 		if rep := session.CheckHealth(tctx(t), w.store, session.HealthOptions{}); rep.Status != session.HealthOK {
 			t.Errorf("%s: health %+v", w.name, rep)
 		}
-		if err := w.store.(session.Closer).Close(); err != nil {
+		if err := w.store.(io.Closer).Close(); err != nil {
 			t.Errorf("%s: Close = %v", w.name, err)
 		}
 	}

@@ -11,37 +11,45 @@ import (
 	"unicode/utf8"
 )
 
-// Payload is what the manager keeps in a store record: the session's
-// values and the few facts the manager itself needs. A [Codec] turns it
-// into the record's bytes and back; nothing else knows the byte layout.
-type Payload struct {
-	// Values are the handler's keys and values.
-	Values map[string]any
-	// CreatedAt is when the session was created (or last renewed); the
-	// absolute lifetime counts from it.
-	CreatedAt time.Time
-	// Transient marks a session whose cookie lasts for the browser session
-	// only (remember-me off).
-	Transient bool
-
-	// UserID is the user the session is bound to ([Session.SetUser]); ""
-	// for an anonymous session. The manager passes it to the store as
-	// [Record.UserID] on every write.
-	UserID string
-	// The rest is metadata of a bound session, kept only as far as
-	// [Options.Metadata] asks: when the client was last seen (to the
-	// touch interval), its User-Agent and its IP address.
-	LastSeen  time.Time
-	UserAgent string
-	IP        string
+// Codec turns a session into a store record's bytes and back.
+//
+// meta is the manager's own facts about the session (when it was created,
+// whether its cookie is a browser-session one, the user it is bound to and
+// what [Options.Metadata] records): a JSON object that a codec keeps as it
+// is and gives back from Decode. A codec never interprets it, so a fact a
+// later version of this package adds survives any codec. Decode may return
+// an object with more members than Encode was given (the built-in codec
+// returns the whole record); the manager ignores members it does not know.
+// values are the handler's.
+//
+// Implementations must be safe for concurrent use, and Decode must return
+// an error, never panic, on bytes it did not write.
+//
+// A Codec may also have these methods, which the manager then uses so that
+// a read-only request decodes only the values it reads and a write that
+// never decoded the values re-encodes only what changed. [JSONCodec] has
+// them; a codec of your own can too.
+//
+//	// DecodeMeta returns the meta of data, checking that all of data
+//	// decodes, without building the values.
+//	DecodeMeta(data []byte) (meta []byte, err error)
+//	// Lookup returns the value under key in data (which DecodeMeta
+//	// accepted) as Decode would return it.
+//	Lookup(data []byte, key string) (value any, ok bool)
+//	// Patch returns data with its meta replaced by meta, the values in
+//	// set put and the keys in deleted removed: what Encode would return
+//	// for the changed session.
+//	Patch(data, meta []byte, set map[string]any, deleted []string) ([]byte, error)
+type Codec interface {
+	Encode(meta []byte, values map[string]any) ([]byte, error)
+	Decode(data []byte) (meta []byte, values map[string]any, err error)
 }
 
-// Codec encodes session payloads for storage. Implementations must be safe
-// for concurrent use, and Decode must return an error, never panic, on
-// bytes it did not write.
-type Codec interface {
-	Encode(p Payload) ([]byte, error)
-	Decode(data []byte) (Payload, error)
+// lazyCodec is the optional methods of a [Codec], as the manager asserts them.
+type lazyCodec interface {
+	DecodeMeta(data []byte) (meta []byte, err error)
+	Lookup(data []byte, key string) (value any, ok bool)
+	Patch(data, meta []byte, set map[string]any, deleted []string) ([]byte, error)
 }
 
 // ErrEncode wraps every error a built-in codec returns for values it
@@ -53,26 +61,29 @@ var ErrEncode = errors.New("session: values do not encode")
 var ErrBadPayload = errors.New("session: stored payload does not decode")
 
 // JSONCodec stores a session as a JSON object an operator can read with
-// redis-cli GET or SELECT:
+// redis-cli GET or SELECT: the members of the manager's meta, then the
+// values.
 //
 //	{"created":1764300000000,"values":{"user_id":42,"flash":"Saved."}}
 //
 // created is Unix milliseconds; "transient":true appears for a
 // browser-session cookie. A session bound to a user adds "user" and, as
-// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip". After a round trip numbers come back as
-// [json.Number], times as RFC 3339 strings and byte slices as base64
-// strings: the typed getters ([Session.GetInt], [Session.GetTime],
-// [Session.GetBytes]) convert them back. It is the default codec.
+// [Options.Metadata] asks, "seen" (Unix ms), "ua" and "ip". After a round
+// trip numbers come back as [json.Number], times as RFC 3339 strings and
+// byte slices as base64 strings: the typed getters ([Session.GetInt],
+// [Session.GetTime], [Session.GetBytes]) convert them back. It is the
+// default codec, and has the optional methods [Codec] describes.
 type JSONCodec struct{}
 
-type jsonPayload struct {
-	Created   int64          `json:"created"`
-	Transient bool           `json:"transient,omitempty"`
-	User      string         `json:"user,omitempty"`
-	Seen      int64          `json:"seen,omitempty"`
-	UA        string         `json:"ua,omitempty"`
-	IP        string         `json:"ip,omitempty"`
-	Values    map[string]any `json:"values"`
+// payload is what the manager knows of a session: its values and its meta.
+type payload struct {
+	Values    map[string]any // nil while the values are still the stored bytes
+	CreatedAt time.Time      // the absolute lifetime counts from it
+	Transient bool           // a browser-session cookie (remember-me off)
+	UserID    string         // see Session.SetUser
+	LastSeen  time.Time      // the rest as Options.Metadata asks
+	UserAgent string
+	IP        string
 }
 
 // unixMilli is t in Unix ms, 0 for the zero time; fromUnixMilli undoes it.
@@ -90,17 +101,84 @@ func fromUnixMilli(ms int64) time.Time {
 	return time.UnixMilli(ms)
 }
 
+// meta returns the manager's facts as the JSON object a Codec keeps.
+func (p *payload) meta() []byte {
+	b := make([]byte, 0, 32+len(p.UserID)+len(p.UserAgent)+len(p.IP))
+	b = append(b, `{"created":`...)
+	b = strconv.AppendInt(b, p.CreatedAt.UnixMilli(), 10)
+	if p.Transient {
+		b = append(b, `,"transient":true`...)
+	}
+	b = appendMetaString(b, "user", p.UserID)
+	if ms := unixMilli(p.LastSeen); ms != 0 {
+		b = strconv.AppendInt(append(b, `,"seen":`...), ms, 10)
+	}
+	b = appendMetaString(b, "ua", p.UserAgent)
+	b = appendMetaString(b, "ip", p.IP)
+	return append(b, '}')
+}
+
+func appendMetaString(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	q, _ := json.Marshal(v) // a string always marshals
+	b = append(append(append(b, `,"`...), name...), `":`...)
+	return append(b, q...)
+}
+
+// parseMeta reads the manager's facts from meta, a JSON object a codec
+// returned. With all false it skips what a request does not need ("ua",
+// "ip": see [Metadata]), so that a bound session's read costs next to
+// nothing more than an anonymous one's; a session written while Metadata
+// records them records them afresh.
+func parseMeta(meta []byte, all bool) (payload, error) {
+	var p payload
+	var created int64
+	ok := eachMember(meta, func(key, _, v []byte) {
+		switch string(key) { // compared, not converted: no allocation
+		case "created":
+			created = parseInt(v)
+		case "transient":
+			p.Transient = string(v) == "true"
+		case "user":
+			p.UserID = jsonString(v)
+		case "seen":
+			p.LastSeen = fromUnixMilli(parseInt(v))
+		case "ua":
+			if all {
+				p.UserAgent = jsonString(v)
+			}
+		case "ip":
+			if all {
+				p.IP = jsonString(v)
+			}
+		}
+	})
+	if !ok {
+		return payload{}, fmt.Errorf("%w: meta is not a JSON object", ErrBadPayload)
+	}
+	if created <= 0 {
+		return payload{}, fmt.Errorf("%w: no creation time", ErrBadPayload)
+	}
+	p.CreatedAt = time.UnixMilli(created)
+	return p, nil
+}
+
 // Encode implements [Codec].
-func (JSONCodec) Encode(p Payload) ([]byte, error) {
-	values := p.Values
+func (JSONCodec) Encode(meta []byte, values map[string]any) ([]byte, error) {
 	if values == nil {
 		values = map[string]any{}
 	}
-	b, err := json.Marshal(jsonPayload{Created: p.CreatedAt.UnixMilli(), Transient: p.Transient,
-		User: p.UserID, Seen: unixMilli(p.LastSeen), UA: p.UserAgent, IP: p.IP, Values: values})
+	v, err := json.Marshal(values)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 	}
+	b, err := withMeta(meta, len(v))
+	if err != nil {
+		return nil, err
+	}
+	b = append(append(b, v...), '}')
 	// Refuse now what Decode would refuse on the next request, so a
 	// deeply nested value cannot ruin the session it is put in.
 	if err := checkJSONDepth(b, maxJSONDepth); err != nil {
@@ -109,21 +187,59 @@ func (JSONCodec) Encode(p Payload) ([]byte, error) {
 	return b, nil
 }
 
+// withMeta starts a record: meta's members but "values" (a meta Decode
+// returned holds the record's), then `"values":`, with room for n more
+// bytes.
+func withMeta(meta []byte, n int) ([]byte, error) {
+	b := make([]byte, 0, len(meta)+n+12)
+	b = append(b, '{')
+	if !json.Valid(meta) || !eachMember(meta, func(key, rawKey, v []byte) {
+		if string(key) != "values" {
+			b = append(append(append(b, rawKey...), ':'), v...)
+			b = append(b, ',')
+		}
+	}) {
+		return nil, fmt.Errorf("%w: meta is not a JSON object", ErrEncode)
+	}
+	return append(b, `"values":`...), nil
+}
+
 // maxJSONDepth bounds nesting in stored JSON, so a hostile or corrupt
 // record cannot make decoding recurse without end.
 const maxJSONDepth = 64
 
-// Decode implements [Codec]. Field names match exactly (unlike
-// encoding/json's struct decoding, which ignores case).
-func (c JSONCodec) Decode(data []byte) (Payload, error) {
-	p, raw, err := c.decode(data, true)
+// Decode implements [Codec]. The meta it returns is the whole record, an
+// object whose "values" member the manager ignores. Member names match
+// exactly (unlike encoding/json's struct decoding, which ignores case).
+func (JSONCodec) Decode(data []byte) ([]byte, map[string]any, error) {
+	raw, err := valuesOf(data)
 	if err != nil {
-		return Payload{}, err
+		return nil, nil, err
 	}
-	if p.Values, err = decodeValues(raw); err != nil {
-		return Payload{}, err
+	values, err := decodeValues(raw)
+	if err != nil {
+		return nil, nil, err
 	}
-	return p, nil
+	return data, values, nil
+}
+
+// DecodeMeta implements the optional method of [Codec]: it checks all of
+// data and returns it whole as the meta.
+func (JSONCodec) DecodeMeta(data []byte) ([]byte, error) {
+	if _, err := valuesOf(data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Lookup implements the optional method of [Codec]. The last of duplicate
+// keys wins, as in encoding/json.
+func (JSONCodec) Lookup(data []byte, key string) (any, bool) {
+	raw, err := valuesOf(data)
+	if err != nil {
+		return nil, false
+	}
+	return lookupJSON(raw, key)
 }
 
 // checkJSONDepth rejects data nested deeper than max, scanning bytes
@@ -156,74 +272,38 @@ func checkJSONDepth(data []byte, max int) error {
 }
 
 // A read-only request usually reads one or two values of a session. The
-// JSON codec therefore decodes lazily: load validates the whole record but
-// keeps the values object as bytes, Get finds a key by scanning those
-// bytes and decodes just its value, and the map is built only when the
-// session changes or is listed. This keeps the common request from paying
-// for every value it does not read.
+// JSON codec therefore decodes lazily (see the optional methods of Codec):
+// load validates the whole record but keeps it as bytes, Get finds a key by
+// scanning those bytes and decodes just its value, and the map is built
+// only when the session changes or is listed. This keeps the common request
+// from paying for every value it does not read.
 
-// lazyDecoder is implemented by codecs that can leave the values undecoded.
-type lazyDecoder interface {
-	// decodeLazy returns the payload without Values, and the raw values:
-	// a validated JSON object.
-	decodeLazy(data []byte) (Payload, []byte, error)
-}
-
-func (c JSONCodec) decodeLazy(data []byte) (Payload, []byte, error) { return c.decode(data, false) }
-
-// decode is decodeLazy; with all it also decodes the metadata fields a
-// request does not need ("ua", "ip": see [Metadata]), which a lazy load
-// skips so that a bound session's read costs next to nothing more than an
-// anonymous one's. A session written while Metadata records them records
-// them afresh.
-func (JSONCodec) decode(data []byte, all bool) (Payload, []byte, error) {
+// valuesOf checks that data is a record of this codec and returns its
+// values object, "{}" when it has none.
+func valuesOf(data []byte) ([]byte, error) {
 	if err := checkJSONDepth(data, maxJSONDepth); err != nil {
-		return Payload{}, nil, err
+		return nil, err
 	}
 	// json.Valid checks all of data, values included, without
 	// allocating; after it the scanners below can trust the syntax.
 	if !json.Valid(data) {
-		return Payload{}, nil, fmt.Errorf("%w: not valid JSON", ErrBadPayload)
+		return nil, fmt.Errorf("%w: not valid JSON", ErrBadPayload)
 	}
-	var p Payload
 	var raw []byte
-	var created int64
-	ok := eachField(data, func(key []byte, v []byte) {
-		switch string(key) { // compared, not converted: no allocation
-		case "created":
-			created = parseInt(v)
-		case "transient":
-			p.Transient = string(v) == "true"
-		case "values":
+	if !eachMember(data, func(key, _, v []byte) {
+		if string(key) == "values" {
 			raw = v
-		case "user":
-			p.UserID = jsonString(v)
-		case "seen":
-			p.LastSeen = fromUnixMilli(parseInt(v))
-		case "ua":
-			if all {
-				p.UserAgent = jsonString(v)
-			}
-		case "ip":
-			if all {
-				p.IP = jsonString(v)
-			}
 		}
-	})
-	if !ok {
-		return Payload{}, nil, fmt.Errorf("%w: not a JSON object", ErrBadPayload)
-	}
-	if created <= 0 {
-		return Payload{}, nil, fmt.Errorf("%w: no creation time", ErrBadPayload)
+	}) {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrBadPayload)
 	}
 	switch {
 	case len(raw) == 0 || string(raw) == "null":
-		raw = []byte("{}")
+		return []byte("{}"), nil
 	case raw[0] != '{':
-		return Payload{}, nil, fmt.Errorf("%w: values is not an object", ErrBadPayload)
+		return nil, fmt.Errorf("%w: values is not an object", ErrBadPayload)
 	}
-	p.CreatedAt = time.UnixMilli(created)
-	return p, raw, nil
+	return raw, nil
 }
 
 // jsonString decodes a JSON string value, or returns "". Only bound
@@ -255,15 +335,10 @@ func parseInt(v []byte) int64 {
 	return n
 }
 
-// eachField calls fn with each top-level key of the valid JSON object obj
-// (keys with escapes are unescaped) and its raw value. It reports false
-// when obj is not an object.
-func eachField(obj []byte, fn func(key, value []byte)) bool {
-	return eachMember(obj, func(key, _, value []byte) { fn(key, value) })
-}
-
-// eachMember is eachField that also passes each key as it is written in
-// obj, quotes and escapes included.
+// eachMember calls fn with each top-level key of the valid JSON object obj
+// (unescaped, and as written in obj, quotes and escapes included) and its
+// raw value. It reports false when obj is not an object. It is the one
+// object walker of the codec: records, meta and values all go through it.
 func eachMember(obj []byte, fn func(key, rawKey, value []byte)) bool {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
@@ -430,39 +505,18 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// rawEncoder is implemented by codecs that can write a session whose
-// values were never decoded, splicing a request's changes into the stored
-// bytes: a request that puts one key does not pay for decoding and
-// re-encoding every other value.
-type rawEncoder interface {
-	encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte, error)
-}
-
-func (JSONCodec) encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte, error) {
-	b := make([]byte, 0, len(raw)+64+32*len(ops))
-	b = append(b, `{"created":`...)
-	b = strconv.AppendInt(b, p.CreatedAt.UnixMilli(), 10)
-	if p.Transient {
-		b = append(b, `,"transient":true`...)
+// Patch implements the optional method of [Codec]: unchanged values are
+// copied byte for byte, in their order, and the ones in set follow, sorted.
+func (JSONCodec) Patch(data, meta []byte, set map[string]any, deleted []string) ([]byte, error) {
+	raw, err := valuesOf(data)
+	if err != nil {
+		return nil, err
 	}
-	var err error
-	appendString := func(name, v string) {
-		if v == "" || err != nil {
-			return
-		}
-		var q []byte
-		if q, err = json.Marshal(v); err == nil {
-			b = append(append(append(b, `,"`...), name...), `":`...)
-			b = append(b, q...)
-		}
+	b, err := withMeta(meta, len(raw)+32*len(set))
+	if err != nil {
+		return nil, err
 	}
-	appendString("user", p.UserID)
-	if ms := unixMilli(p.LastSeen); ms != 0 {
-		b = strconv.AppendInt(append(b, `,"seen":`...), ms, 10)
-	}
-	appendString("ua", p.UserAgent)
-	appendString("ip", p.IP)
-	b = append(b, `,"values":{`...)
+	b = append(b, '{')
 	first := true
 	sep := func() {
 		if !first {
@@ -470,21 +524,16 @@ func (JSONCodec) encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte
 		}
 		first = false
 	}
-	// Unchanged members are copied byte for byte, in their order.
-	if !eachMember(raw, func(key, rawKey, value []byte) {
-		if _, changed := ops[string(key)]; changed {
+	eachMember(raw, func(key, rawKey, value []byte) {
+		if _, changed := set[string(key)]; changed || slices.Contains(deleted, string(key)) {
 			return
 		}
 		sep()
 		b = append(append(append(b, rawKey...), ':'), value...)
-	}) {
-		return nil, fmt.Errorf("%w: values is not an object", ErrBadPayload)
-	}
-	keys := make([]string, 0, len(ops))
-	for k, c := range ops {
-		if !c.deleted {
-			keys = append(keys, k)
-		}
+	})
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
@@ -492,7 +541,7 @@ func (JSONCodec) encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 		}
-		v, err := json.Marshal(ops[k].value)
+		v, err := json.Marshal(set[k])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrEncode, err)
 		}
@@ -500,9 +549,6 @@ func (JSONCodec) encodeRaw(p Payload, raw []byte, ops map[string]change) ([]byte
 		b = append(append(append(b, qk...), ':'), v...)
 	}
 	b = append(b, "}}"...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEncode, err)
-	}
 	if err := checkJSONDepth(b, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: values nested deeper than %d", ErrTooLarge, maxJSONDepth)
 	}

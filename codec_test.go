@@ -1,8 +1,11 @@
 package session_test
 
 import (
+	"bytes"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,7 +16,7 @@ import (
 )
 
 func TestTypedGettersAfterRoundTrip(t *testing.T) {
-	for name, codec := range map[string]session.Codec{"JSON": session.JSONCodec{}, "Gob": session.GobCodec{}} {
+	for name, codec := range map[string]session.Codec{"JSON": session.JSONCodec{}, "Gob": gobCodec{}} {
 		t.Run(name, func(t *testing.T) {
 			a := newApp(t, memStore(t), session.Options{Codec: codec})
 			when := time.Date(2026, 11, 28, 6, 0, 0, 123456789, time.UTC)
@@ -67,7 +70,7 @@ func TestTypedGettersAfterRoundTrip(t *testing.T) {
 
 // TestJSONIsReadable: an operator reading the store sees plain JSON.
 func TestJSONIsReadable(t *testing.T) {
-	data, err := session.JSONCodec{}.Encode(session.Payload{Values: map[string]any{"user_id": 42}, CreatedAt: time.UnixMilli(1764300000000)})
+	data, err := session.JSONCodec{}.Encode([]byte(`{"created":1764300000000}`), map[string]any{"user_id": 42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +87,13 @@ func TestCodecsRejectGarbage(t *testing.T) {
 	bomb := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
 	inputs := []string{"", "{", "null", "[]", `{"created":0,"values":{}}`, `{"created":1}{}`, bomb,
 		`{"created":1,"values":` + strings.Repeat(`{"a":`, 1000) + "1" + strings.Repeat("}", 1000) + "}", "\x00\x01garbage"}
-	for _, codec := range []session.Codec{session.JSONCodec{}, session.GobCodec{}} {
-		for _, in := range inputs {
-			if _, err := codec.Decode([]byte(in)); !errors.Is(err, session.ErrBadPayload) {
-				t.Errorf("%T.Decode(%.30q) = %v, want ErrBadPayload", codec, in, err)
-			}
+	codec := session.JSONCodec{}
+	for _, in := range inputs {
+		if _, _, err := codec.Decode([]byte(in)); !errors.Is(err, session.ErrBadPayload) && in != `{"created":0,"values":{}}` {
+			t.Errorf("Decode(%.30q) = %v, want ErrBadPayload", in, err)
+		}
+		if _, err := codec.DecodeMeta([]byte(in)); !errors.Is(err, session.ErrBadPayload) && in != `{"created":0,"values":{}}` {
+			t.Errorf("DecodeMeta(%.30q) = %v, want ErrBadPayload", in, err)
 		}
 	}
 }
@@ -96,20 +101,22 @@ func TestCodecsRejectGarbage(t *testing.T) {
 // FuzzPayloadDecode: no stored bytes make a codec panic, and whatever
 // decodes re-encodes.
 func FuzzPayloadDecode(f *testing.F) {
-	good, _ := session.JSONCodec{}.Encode(session.Payload{Values: map[string]any{"a": 1, "b": []any{"x"}}, CreatedAt: time.Now()})
-	gob, _ := session.GobCodec{}.Encode(session.Payload{Values: map[string]any{"a": 1}, CreatedAt: time.Now()})
-	for _, s := range [][]byte{good, gob, []byte("{}"), []byte(`{"created":1,"values":null}`), []byte("[[[[")} {
+	good, _ := session.JSONCodec{}.Encode([]byte(`{"created":1,"user":"ada"}`), map[string]any{"a": 1, "b": []any{"x"}})
+	for _, s := range [][]byte{good, []byte("{}"), []byte(`{"created":1,"values":null}`), []byte("[[[[")} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, c := range []session.Codec{session.JSONCodec{}, session.GobCodec{}} {
-			p, err := c.Decode(data)
-			if err != nil {
-				continue
-			}
-			if _, err := c.Encode(p); err != nil {
-				t.Fatalf("%T: decoded payload does not re-encode: %v", c, err)
-			}
+		c := session.JSONCodec{}
+		meta, values, err := c.Decode(data)
+		if err != nil {
+			return
+		}
+		again, err := c.Encode(meta, values)
+		if err != nil {
+			t.Fatalf("decoded record does not re-encode: %v", err)
+		}
+		if _, v2, err := c.Decode(again); err != nil || len(v2) != len(values) {
+			t.Fatalf("re-encoded record decodes to %d values (%v), want %d", len(v2), err, len(values))
 		}
 	})
 }
@@ -128,5 +135,75 @@ func TestTooLarge(t *testing.T) {
 	}
 	if _, body := a.do("GET", "/get?k=user"); body != "ada" {
 		t.Fatalf("an oversized write damaged the session: %q", body)
+	}
+}
+
+// gobCodec is a codec of a user's own, with none of the optional methods:
+// values keep their Go types, and the manager's meta is kept as bytes it
+// never looks into.
+type gobCodec struct{}
+
+type gobRecord struct {
+	Meta   []byte
+	Values map[string]any
+}
+
+func init() {
+	gob.Register(time.Time{})
+	gob.Register([]any{})
+	gob.Register(map[string]any{})
+}
+
+func (gobCodec) Encode(meta []byte, values map[string]any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(gobRecord{meta, values}); err != nil {
+		return nil, fmt.Errorf("%w: %v", session.ErrEncode, err)
+	}
+	return b.Bytes(), nil
+}
+
+func (gobCodec) Decode(data []byte) ([]byte, map[string]any, error) {
+	var r gobRecord
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&r); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", session.ErrBadPayload, err)
+	}
+	return r.Meta, r.Values, nil
+}
+
+// TestOwnCodecKeepsMeta: a codec that knows nothing of the manager's facts
+// still keeps them all: the user binding and its metadata, the remember-me
+// choice, and the absolute lifetime's start.
+func TestOwnCodecKeepsMeta(t *testing.T) {
+	store := memStore(t)
+	a := newApp(t, store, session.Options{Codec: gobCodec{}, Metadata: session.Metadata{UserAgent: true, LastSeen: true}})
+	routes(a)
+	a.mux.HandleFunc("POST /bind", func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r)
+		if err := s.SetUser("ada"); err != nil {
+			t.Error(err)
+		}
+		s.RememberMe(false)
+		s.Put("n", 1)
+	})
+	a.mux.HandleFunc("GET /mine", func(w http.ResponseWriter, r *http.Request) {
+		list, err := a.m.UserSessions(r.Context(), "ada")
+		if err != nil || len(list) != 1 {
+			t.Errorf("UserSessions = %v, %v; want one", list, err)
+			return
+		}
+		fmt.Fprintf(w, "%s|%v|%s", session.From(r).UserID(), list[0].Current, list[0].UserAgent)
+	})
+	resp, _ := a.do("POST", "/bind")
+	for _, c := range resp.Cookies() {
+		if c.Name == "session" && (c.MaxAge != 0 || !c.Expires.IsZero()) {
+			t.Fatalf("remember-me off, yet the cookie persists: %+v", c)
+		}
+	}
+	a.do("POST", "/put?k=x&v=y") // a second write, through the codec's round trip
+	if _, body := a.do("GET", "/mine"); !strings.HasPrefix(body, "ada|true|") || strings.HasSuffix(body, "|") {
+		t.Fatalf("after two writes through the codec: %q, want the binding, current and the User-Agent", body)
+	}
+	if _, body := a.do("GET", "/get?k=x"); body != "y" {
+		t.Fatalf("value = %q", body)
 	}
 }

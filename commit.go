@@ -240,12 +240,12 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			base = rec.Data
 			s.stored = rec.Data
 		}
-		p, err := m.codec.Decode(base)
+		p, err := m.decode(base)
 		if err != nil && m.opts.KeepUnreadable {
 			return false, unreadable(err) // maybe another program's: never overwritten
 		}
 		if err != nil {
-			p = Payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
+			p = payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
 		}
 		if err := s.rebase(p); err != nil {
 			m.stats.errors.Add(1)
@@ -322,7 +322,7 @@ func (s *Session) take(key string, v any) (any, error) {
 // function runs again on the new value, and a plain write fails with
 // ErrConflict rather than overwrite a change it never saw. Callers hold
 // s.mu.
-func (s *Session) rebase(base Payload) error {
+func (s *Session) rebase(base payload) error {
 	values := base.Values
 	if s.taking != "" {
 		s.taken = values[s.taking] // nil when another request took it
@@ -351,7 +351,7 @@ func (s *Session) rebase(base Payload) error {
 	if s.remember {
 		transient = s.p.Transient
 	}
-	p := Payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient,
+	p := payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient,
 		UserID: base.UserID, LastSeen: base.LastSeen, UserAgent: base.UserAgent, IP: base.IP}
 	if s.renewFrom != "" {
 		// Merging onto the record a renewal replaces: the renewed
@@ -380,13 +380,21 @@ func (s *Session) rebase(base Payload) error {
 func (s *Session) encode() ([]byte, error) {
 	var data []byte
 	var err error
-	if re, ok := s.m.codec.(rawEncoder); ok && s.p.Values == nil && s.raw != nil {
+	if s.rawMode() {
 		// The values were never decoded: splice this request's changes
 		// into their bytes instead.
-		data, err = re.encodeRaw(s.p, s.raw, s.ops)
+		set := make(map[string]any, len(s.ops))
+		var deleted []string
+		for k, c := range s.ops {
+			if c.deleted {
+				deleted = append(deleted, k)
+			} else {
+				set[k] = c.value
+			}
+		}
+		data, err = s.m.lazy.Patch(s.raw, s.p.meta(), set, deleted)
 	} else {
-		s.values()
-		data, err = s.m.codec.Encode(s.p)
+		data, err = s.m.codec.Encode(s.p.meta(), s.values())
 	}
 	if err != nil {
 		return nil, err
@@ -446,12 +454,16 @@ func (s *Session) load() error {
 		return err
 	}
 	s.m.stats.loads.Add(1)
-	var p Payload
+	var p payload
 	var raw []byte
-	if ld, ok := s.m.codec.(lazyDecoder); ok {
-		p, raw, err = ld.decodeLazy(rec.Data)
+	if s.m.lazy != nil {
+		var meta []byte
+		if meta, err = s.m.lazy.DecodeMeta(rec.Data); err == nil {
+			p, err = parseMeta(meta, false)
+			raw = rec.Data
+		}
 	} else {
-		p, err = s.m.codec.Decode(rec.Data)
+		p, err = s.m.decode(rec.Data)
 	}
 	if err != nil && s.m.opts.KeepUnreadable {
 		// Maybe another program's record (see Options.KeepUnreadable):
@@ -483,9 +495,10 @@ func (s *Session) load() error {
 // has not happened. Callers hold s.mu.
 func (s *Session) values() map[string]any {
 	if s.p.Values == nil {
-		v, err := decodeValues(s.raw)
+		_, v, err := s.m.codec.Decode(s.raw)
 		if err != nil || v == nil {
-			// decodeLazy validated these bytes; this cannot happen.
+			// DecodeMeta accepted these bytes; only a codec that
+			// disagrees with itself gets here.
 			v = map[string]any{}
 		}
 		// While the values were raw, changes went to s.ops only.
@@ -533,4 +546,21 @@ func (s *Session) stampMeta(r *http.Request, now time.Time) {
 func (s *Session) refreshDue(exp, now time.Time) bool {
 	return exp.Sub(s.expires) >= s.m.opts.TouchInterval ||
 		(s.m.opts.Metadata.LastSeen && now.Sub(s.p.LastSeen) >= s.m.opts.TouchInterval)
+}
+
+// decode reads a whole record: its meta and its values.
+func (m *Manager) decode(data []byte) (payload, error) {
+	meta, values, err := m.codec.Decode(data)
+	if err != nil {
+		return payload{}, err
+	}
+	p, err := parseMeta(meta, true)
+	if err != nil {
+		return payload{}, err
+	}
+	if values == nil {
+		values = map[string]any{}
+	}
+	p.Values = values
+	return p, nil
 }

@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -53,7 +54,7 @@ func composedStores() []composedStore {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { f.(session.Closer).Close() })
+			t.Cleanup(func() { f.(io.Closer).Close() })
 			return f
 		}},
 	}

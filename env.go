@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -515,11 +516,11 @@ func (b *Backend) Close() error {
 	var errs []error
 	// The Store itself first: it stops a failover's probe, and in select
 	// mode (instrument) closes the chosen store.
-	if c, ok := b.Store.(Closer); ok {
+	if c, ok := b.Store.(io.Closer); ok {
 		errs = append(errs, c.Close())
 	}
 	for i := len(b.opened) - 1; i >= 0; i-- {
-		if c, ok := b.opened[i].(Closer); ok {
+		if c, ok := b.opened[i].(io.Closer); ok {
 			errs = append(errs, c.Close())
 		}
 	}
@@ -588,7 +589,7 @@ func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOp
 	rres := Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeChosen}
 	rs, err := OpenRedis(cfg.RedisURL, cfg.redisOptions(opts.Redis))
 	if err != nil {
-		pg.(Closer).Close()
+		pg.(io.Closer).Close()
 		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, sel.Timeout)
@@ -606,7 +607,7 @@ func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOp
 	t, err := NewTiered(rs, pg, to)
 	if err != nil {
 		rs.Close()
-		pg.(Closer).Close()
+		pg.(io.Closer).Close()
 		return nil, err
 	}
 	return &Backend{Name: string(ModeTiered), Store: t, Attempts: append(results, rres, pres), opened: []Store{pg, rs}}, nil
@@ -635,7 +636,7 @@ func openFailover(ctx context.Context, cfg Config, cands []candidate, sel select
 	}
 	if active < 0 {
 		for _, s := range stores {
-			s.(Closer).Close()
+			s.(io.Closer).Close()
 		}
 		return nil, &selectError{Attempts: results}
 	}
@@ -647,7 +648,7 @@ func openFailover(ctx context.Context, cfg Config, cands []candidate, sel select
 	f, err := NewFailover(stores, fo)
 	if err != nil {
 		for _, s := range stores {
-			if c, ok := s.(Closer); ok {
+			if c, ok := s.(io.Closer); ok {
 				c.Close()
 			}
 		}

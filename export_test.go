@@ -73,3 +73,11 @@ func StoreCandidate(name, addr string, s Store, persistent bool) candidate {
 		},
 	}
 }
+
+// For the external tests: the default token codec and hasher, and the
+// longest user id.
+var NewSecureCookieCodec = newSecureCookieCodec
+
+type SHA256Hasher = sha256Hasher
+
+const MaxUserIDLen = maxUserIDLen

@@ -125,7 +125,7 @@ type failover struct {
 //     error);
 //
 // and always [Pinger] (the active store; one that is not a Pinger counts
-// as reachable while ctx is live), [Closer] (stops the probe goroutine
+// as reachable while ctx is live), [io.Closer] (stops the probe goroutine
 // and waits for it; the stores are not closed). It counts its
 // operations ([Stats]: Fallbacks counts calls made while a store other
 // than the first was active; Moves counts moves between stores), and

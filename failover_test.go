@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestNewFailoverValidates(t *testing.T) {
 		"active too high": {[]session.Store{newFlaky(t)}, session.FailoverOptions{Active: 1}},
 	} {
 		if f, err := session.NewFailover(tc.stores, tc.opts); err == nil {
-			f.(session.Closer).Close()
+			f.(io.Closer).Close()
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -230,7 +230,7 @@ type selection struct {
 	Name string
 	Addr string
 	// Store is the chosen store, open and working. The caller closes it
-	// when it is a [Closer].
+	// when it is a [io.Closer].
 	Store Store
 	// Attempts reports every candidate, in order.
 	Attempts []Attempt

@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestSelectMemoryRules(t *testing.T) {
 			t.Errorf("%s: err = %v", tc.name, err)
 		}
 		if err == nil {
-			sel.Store.(session.Closer).Close()
+			sel.Store.(io.Closer).Close()
 			continue
 		}
 		var se *session.SelectError

@@ -103,11 +103,11 @@ func storedCounter(t *testing.T, s session.Store, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p, err := session.JSONCodec{}.Decode(rec.Data)
+	_, values, err := session.JSONCodec{}.Decode(rec.Data)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprint(p.Values["n"]), nil
+	return fmt.Sprint(values["n"]), nil
 }
 
 // loadResult is what a phase of client traffic saw.

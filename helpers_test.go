@@ -238,7 +238,7 @@ type fullStore interface {
 	session.Counter
 	session.Cleaner
 	session.Pinger
-	session.Closer
+	io.Closer
 	session.StatsReporter
 	session.Componenter
 	session.Activer

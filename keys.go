@@ -25,17 +25,17 @@ func newToken() string {
 }
 
 // TokenHasher maps the token a client holds to the id a store sees. The
-// default, [SHA256Hasher], makes a dump of the store useless as cookies.
+// default, [sha256Hasher], makes a dump of the store useless as cookies.
 type TokenHasher interface {
 	StoreID(token string) string
 }
 
-// SHA256Hasher maps a token to the hex SHA-256 of its text. It is the
+// sha256Hasher maps a token to the hex SHA-256 of its text. It is the
 // default [TokenHasher].
-type SHA256Hasher struct{}
+type sha256Hasher struct{}
 
 // StoreID implements [TokenHasher].
-func (SHA256Hasher) StoreID(token string) string {
+func (sha256Hasher) StoreID(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
@@ -89,25 +89,25 @@ func KeyFromSecret(secret string, encrypt bool) (KeyPair, error) {
 	return kp, nil
 }
 
-// SecureCookieCodec is the default [TokenCodec]: the token signed with
+// secureCookieCodec is the default [TokenCodec]: the token signed with
 // HMAC-SHA256, and optionally encrypted with AES, by
 // github.com/gorilla/securecookie. With several key pairs, the first signs
 // and all of them verify, so keys can be rotated without logging anyone
 // out: put the new pair first, keep the old one until every session it
 // signed has expired, then remove it.
-type SecureCookieCodec struct {
+type secureCookieCodec struct {
 	codecs []securecookie.Codec
 }
 
 // maxValueLen caps the cookie or header value accepted for decoding.
 const maxValueLen = 4096
 
-// NewSecureCookieCodec returns a codec for keys; it needs at least one.
-func NewSecureCookieCodec(keys ...KeyPair) (*SecureCookieCodec, error) {
+// newSecureCookieCodec returns a codec for keys; it needs at least one.
+func newSecureCookieCodec(keys ...KeyPair) (*secureCookieCodec, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("session: no cookie keys")
 	}
-	c := &SecureCookieCodec{}
+	c := &secureCookieCodec{}
 	for i, k := range keys {
 		if len(k.Hash) < 32 {
 			return nil, fmt.Errorf("session: cookie key %d: hash key is %d bytes, want at least 32", i, len(k.Hash))
@@ -131,13 +131,13 @@ func NewSecureCookieCodec(keys ...KeyPair) (*SecureCookieCodec, error) {
 }
 
 // Encode implements [TokenCodec].
-func (c *SecureCookieCodec) Encode(name, token string) (string, error) {
+func (c *secureCookieCodec) Encode(name, token string) (string, error) {
 	return securecookie.EncodeMulti(name, []byte(token), c.codecs...)
 }
 
 // Decode implements [TokenCodec]: rotate is true when a key other than the
 // first verified value.
-func (c *SecureCookieCodec) Decode(name, value string) (token string, rotate bool, err error) {
+func (c *secureCookieCodec) Decode(name, value string) (token string, rotate bool, err error) {
 	if value == "" || len(value) > maxValueLen {
 		return "", false, errors.New("session: token value empty or too long")
 	}

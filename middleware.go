@@ -78,22 +78,22 @@ type Options struct {
 	TokenHeader string
 
 	// Keys sign (and optionally encrypt) the token in the cookie. The
-	// first pair signs, every pair verifies: see [SecureCookieCodec] for
+	// first pair signs, every pair verifies: see [secureCookieCodec] for
 	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
 	// no keys, New makes a random key and logs a warning: sessions then
 	// do not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
 	// TokenCodec replaces the signed-cookie format. The default is a
-	// [SecureCookieCodec] on Keys.
+	// [secureCookieCodec] on Keys.
 	TokenCodec TokenCodec
 
-	// Hasher maps a token to the store's id. The default is
-	// [SHA256Hasher]. With a Hasher set (even SHA256Hasher{}),
-	// [Session.ID] returns a hash of the store id instead of the store id
-	// itself: the manager cannot know that another Hasher's ids do not
-	// reveal the token (an identity Hasher, which a store shared with
-	// another program may need, makes the store id the token itself).
+	// Hasher maps a token to the store's id. The default is the hex
+	// SHA-256 of the token. With a Hasher set, [Session.ID] returns
+	// a hash of the store id instead of the store id itself: the manager
+	// cannot know that a Hasher's ids do not reveal the token (an
+	// identity Hasher, which a store shared with another program may
+	// need, makes the store id the token itself).
 	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
@@ -155,6 +155,7 @@ type Manager struct {
 	tokens TokenCodec
 	hasher TokenHasher
 	codec  Codec
+	lazy   lazyCodec // codec, when it has the optional methods
 	logger *slog.Logger
 	stats  managerStats
 	cas    CompareAndSetter // the store's, or nil
@@ -206,7 +207,7 @@ func New(store Store, opts Options) (*Manager, error) {
 	// shows a hash of them (see Options.Hasher).
 	var publicID func(string) string
 	if opts.Hasher == nil {
-		opts.Hasher = SHA256Hasher{}
+		opts.Hasher = sha256Hasher{}
 	} else {
 		publicID = handle
 	}
@@ -216,7 +217,7 @@ func New(store Store, opts Options) (*Manager, error) {
 			opts.Logger.Warn("session: no cookie keys configured; using a random key, so sessions will not survive a restart or be shared between processes")
 			keys = []KeyPair{{Hash: []byte(newToken())}}
 		}
-		c, err := NewSecureCookieCodec(keys...)
+		c, err := newSecureCookieCodec(keys...)
 		if err != nil {
 			return nil, err
 		}
@@ -227,6 +228,7 @@ func New(store Store, opts Options) (*Manager, error) {
 		m.newToken = g.NewToken // see TokenCodec
 	}
 	m.cas, _ = store.(CompareAndSetter)
+	m.lazy, _ = opts.Codec.(lazyCodec)
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
 			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", ErrNoCompareAndSet, store)

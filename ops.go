@@ -48,6 +48,27 @@ func init() {
 		return store.(*PostgresStore).deleteExpired(ctx, progress, false)
 	}
 	ops.RedactURL = redactURL
+	ops.DecodeRecord = func(data []byte) (ops.Record, error) {
+		p, err := (&Manager{codec: JSONCodec{}}).decode(data)
+		return ops.Record{Created: p.CreatedAt, Transient: p.Transient, UserID: p.UserID,
+			LastSeen: p.LastSeen, UserAgent: p.UserAgent, IP: p.IP, Values: p.Values}, err
+	}
+	ops.DecodeCookie = func(keys any, name, value string) (string, error) {
+		c, err := newSecureCookieCodec(keys.([]KeyPair)...)
+		if err != nil {
+			return "", err
+		}
+		token, _, err := c.Decode(name, value)
+		return token, err
+	}
+	ops.EncodeCookie = func(keys any, name, token string) (string, error) {
+		c, err := newSecureCookieCodec(keys.([]KeyPair)...)
+		if err != nil {
+			return "", err
+		}
+		return c.Encode(name, token)
+	}
+	ops.StoreID = sha256Hasher{}.StoreID
 	ops.Stores = func(store any) []any {
 		cs := components(store.(Store))
 		out := make([]any, len(cs))

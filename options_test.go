@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -86,7 +87,7 @@ func TestNegativeOptions(t *testing.T) {
 	failover := func(o session.FailoverOptions) []error {
 		f, e1 := session.NewFailover([]session.Store{mem}, o)
 		if f != nil {
-			f.(session.Closer).Close()
+			f.(io.Closer).Close()
 		}
 		_, e2 := session.Open(context.Background(), session.Config{Mode: session.ModeSelect}, session.OpenOptions{Failover: o, Logger: discardLogger()})
 		return []error{e1, e2}
@@ -272,7 +273,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.(session.Closer).Close()
+	f.(io.Closer).Close()
 	// Redis and Postgres zero options are accepted without a server.
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer rc.Close()

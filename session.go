@@ -49,8 +49,8 @@ type Session struct {
 	flushErr   error             // a store write made before commit (Pop) failed
 	stored     []byte            // the record's bytes as loaded or last written; nil if none
 	expires    time.Time         // the record's expiry as loaded or last written
-	p          Payload           // p.Values is nil while the values are still raw
-	raw        []byte            // the undecoded values object (lazy JSON)
+	p          payload           // p.Values is nil while the values are still raw
+	raw        []byte            // the record, values undecoded (see Codec's optional methods)
 	ops        map[string]change // this request's changes not yet written, for merging
 	cleared    bool
 	dirty      bool
@@ -100,7 +100,7 @@ func FromContext(ctx context.Context) *Session {
 	if s, ok := ctx.Value(ctxKey{}).(*Session); ok {
 		return s
 	}
-	return &Session{loaded: true, loadErr: ErrNoSession, p: Payload{Values: map[string]any{}}}
+	return &Session{loaded: true, loadErr: ErrNoSession, p: payload{Values: map[string]any{}}}
 }
 
 type ctxKey struct{}
@@ -116,7 +116,7 @@ func (s *Session) lookup(key string) (any, bool) {
 		if c, ok := s.ops[key]; ok {
 			return c.value, !c.deleted
 		}
-		return lookupJSON(s.raw, key)
+		return s.m.lazy.Lookup(s.raw, key)
 	}
 	v, ok := s.p.Values[key]
 	return v, ok
@@ -128,7 +128,7 @@ func (s *Session) fresh() {
 	s.newToken()
 	s.stored = nil
 	s.expires = time.Time{}
-	s.p = Payload{Values: map[string]any{}, CreatedAt: time.Now()}
+	s.p = payload{Values: map[string]any{}, CreatedAt: time.Now()}
 	s.raw = nil
 }
 
@@ -640,7 +640,7 @@ func (s *Session) GetBytes(key string) []byte {
 // unbinds (and renews) the session; binding it to the user it already has
 // does nothing.
 //
-// A user id is valid UTF-8 of at most [MaxUserIDLen] bytes with no control
+// A user id is valid UTF-8 of at most [maxUserIDLen] bytes with no control
 // characters; any other id is refused with an error wrapping
 // [ErrInvalidUserID], on every backend alike, and the session is left as
 // it was. Use your database's primary key, a UUID or an email address.

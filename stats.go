@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"io"
 	"sync/atomic"
 	"time"
 )
@@ -107,8 +108,8 @@ func isFailure(ctx context.Context, err error) bool {
 // exactly the optional abilities s has among [CompareAndSetter],
 // [UserIndex], [Counter] and [Cleaner] (CompareAndSet counts as a save,
 // ListUser as a load, DestroyUser as a destroy), and always [Pinger] (a
-// store that is not a Pinger is reachable while ctx is live), [Closer]
-// (closing s when s is a Closer), componenter (the components of s, or s
+// store that is not a Pinger is reachable while ctx is live), [io.Closer]
+// (closing s when s is a io.Closer), componenter (the components of s, or s
 // itself as a required backend) and activer (the backend of s in use).
 func instrument(s Store) Store {
 	return compose(&instrumented{inner: s}, abilitiesOf(s))
@@ -190,9 +191,9 @@ func (s *instrumented) DeleteExpired(ctx context.Context) (int64, error) {
 
 func (s *instrumented) Ping(ctx context.Context) error { return ping(ctx, s.inner) }
 
-// Close closes the wrapped store when it is a [Closer].
+// Close closes the wrapped store when it is a [io.Closer].
 func (s *instrumented) Close() error {
-	if c, ok := s.inner.(Closer); ok {
+	if c, ok := s.inner.(io.Closer); ok {
 		return c.Close()
 	}
 	return nil

@@ -71,7 +71,7 @@ type Record struct {
 // # Optional abilities, and who uses them
 //
 // Beyond these four methods a store may implement [CompareAndSetter],
-// [UserIndex], [Counter], [Cleaner], [Pinger] and [Closer]; callers find
+// [UserIndex], [Counter], [Cleaner], [Pinger] and [io.Closer]; callers find
 // them by type assertion. A store implements only those it can honour: a
 // method that always fails with [errors.ErrUnsupported] makes callers
 // believe in an ability that is not there. What each caller does without
@@ -98,7 +98,7 @@ type Record struct {
 //     down. DeleteExpired cleans every store that is a Cleaner.
 //   - [Open], [CheckHealth] and sessionctl ping with Pinger (a
 //     store without it counts as reachable), count with Counter (no
-//     session count without it), and [Backend.Close] closes with Closer.
+//     session count without it), and [Backend.Close] closes with io.Closer.
 //     Without Cleaner, expired records are still never returned, but stay
 //     in the backend until the store removes them by itself.
 type Store interface {
@@ -149,14 +149,6 @@ type Cleaner interface {
 type Pinger interface {
 	// Ping returns nil when the backend answered within ctx.
 	Ping(ctx context.Context) error
-}
-
-// Closer is implemented by stores that hold resources: background
-// goroutines, or connections they opened themselves. Close stops them and
-// returns when they have stopped; calling it again is a no-op. Methods
-// called after Close may fail.
-type Closer interface {
-	Close() error
 }
 
 // CompareAndSetter is implemented by stores that can replace a record only

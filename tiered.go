@@ -97,7 +97,7 @@ var tombstone = []byte("\x00sessionkit/session:tombstone\x00")
 //
 // and always [Pinger] (reachable when the source is, whatever the cache;
 // a source that is not a Pinger counts as reachable while ctx is live),
-// [Closer] (a no-op: it runs no goroutine and does not own its stores).
+// [io.Closer] (a no-op: it runs no goroutine and does not own its stores).
 // It counts its operations ([Stats]: Fallbacks counts reads the cache
 // could not answer because it failed, was skipped or could not be
 // trusted; CacheHits and CacheMisses count reads answered by the cache
@@ -513,7 +513,7 @@ func (t *tiered) DeleteExpired(ctx context.Context) (int64, error) {
 // whatever the cache.
 func (t *tiered) Ping(ctx context.Context) error { return ping(ctx, t.source) }
 
-// Close implements [Closer]. A tiered store runs no goroutine and does not
+// Close implements [io.Closer]. A tiered store runs no goroutine and does not
 // own its cache and source, so Close does nothing.
 func (t *tiered) Close() error { return nil }
 

@@ -46,16 +46,16 @@ var ErrNoUserIndex = errors.New("session: the store cannot find a user's session
 // bound to it could then not be found to be revoked.
 var ErrInvalidUserID = errors.New("session: invalid user id")
 
-// MaxUserIDLen is the longest user id [Session.SetUser] accepts, in bytes.
-const MaxUserIDLen = 256
+// maxUserIDLen is the longest user id [Session.SetUser] accepts, in bytes.
+const maxUserIDLen = 256
 
 // checkUserID enforces the user id rule of [Session.SetUser].
 func checkUserID(userID string) error {
 	switch {
 	case userID == "":
 		return fmt.Errorf("%w: empty", ErrInvalidUserID)
-	case len(userID) > MaxUserIDLen:
-		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidUserID, len(userID), MaxUserIDLen)
+	case len(userID) > maxUserIDLen:
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidUserID, len(userID), maxUserIDLen)
 	case !utf8.ValidString(userID):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUserID)
 	}
@@ -193,7 +193,7 @@ func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSessio
 	out := make([]UserSession, 0, len(recs))
 	for _, rec := range recs {
 		us := UserSession{Handle: handle(rec.ID), Current: rec.ID == curID, Expires: rec.Expires}
-		if p, err := m.codec.Decode(rec.Data); err == nil {
+		if p, err := m.decode(rec.Data); err == nil {
 			us.CreatedAt, us.LastSeen, us.UserAgent, us.IP = p.CreatedAt, p.LastSeen, p.UserAgent, p.IP
 		}
 		out = append(out, us)

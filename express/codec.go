@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sessionkit/session"
@@ -42,26 +43,40 @@ type codec struct {
 type Cookie map[string]any
 
 // Decode implements [session.Codec].
-func (*codec) Decode(data []byte) (session.Payload, error) {
+func (*codec) Decode(data []byte) ([]byte, map[string]any, error) {
 	values, transient, err := decode(data)
 	if err != nil {
-		return session.Payload{}, err
+		return nil, nil, err
 	}
 	// An express record has no creation time: the session counts as
 	// created now, so no absolute lifetime ever ends it (New sets none).
-	return session.Payload{Values: values, CreatedAt: time.Now(), Transient: transient}, nil
+	meta := strconv.AppendInt([]byte(`{"created":`), time.Now().UnixMilli(), 10)
+	if transient {
+		meta = append(meta, `,"transient":true`...)
+	}
+	return append(meta, '}'), values, nil
+}
+
+// meta is what the codec reads of the manager's meta.
+type meta struct {
+	Transient bool   `json:"transient"`
+	User      string `json:"user"`
 }
 
 // Encode implements [session.Codec].
-func (c *codec) Encode(p session.Payload) ([]byte, error) {
-	if p.UserID != "" {
+func (c *codec) Encode(metaJSON []byte, values map[string]any) ([]byte, error) {
+	var m meta
+	if err := json.Unmarshal(metaJSON, &m); err != nil {
+		return nil, fmt.Errorf("%w: meta is not a JSON object", session.ErrEncode)
+	}
+	if m.User != "" {
 		return nil, fmt.Errorf("%w: %w: Session.SetUser (express records have no user binding and the stores no user index; keep the user id as a value)", session.ErrEncode, ErrUnsupported)
 	}
-	cookie, err := c.cookieFor(p.Values, p.Transient, time.Now())
+	cookie, err := c.cookieFor(values, m.Transient, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	return encode(cookie, p.Values)
+	return encode(cookie, values)
 }
 
 // decode parses an express record into its values ("cookie" included, as

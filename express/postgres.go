@@ -46,7 +46,7 @@ const (
 // plain upserts, and between Node and Go the last writer wins.
 //
 // It implements [session.CompareAndSetter], [session.Counter],
-// [session.Cleaner], [session.Pinger] and [session.Closer]; not
+// [session.Cleaner], [session.Pinger] and [io.Closer]; not
 // [session.UserIndex].
 type PostgresStore struct {
 	pool     *pgxpool.Pool

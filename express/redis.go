@@ -32,7 +32,7 @@ import (
 //
 // It implements [session.CompareAndSetter], [session.Counter],
 // [session.Cleaner] (a no-op: Redis expires keys by itself),
-// [session.Pinger] and [session.Closer]; not [session.UserIndex].
+// [session.Pinger] and [io.Closer]; not [session.UserIndex].
 type RedisStore struct {
 	// rs is package session's store on the same client and prefix: its
 	// Count, Ping and Close (which closes a client it owns) serve this

@@ -12,7 +12,7 @@
 // newStore must return a fresh, empty store for each call (its own key
 // prefix, table or database file), so that subtests never see each
 // other's records. Run closes each store it is given, when the store
-// implements [session.Closer]; anything else newStore opens it closes
+// implements [io.Closer]; anything else newStore opens it closes
 // with t.Cleanup.
 //
 // Run skips the tests of each optional ability the store does not
@@ -121,7 +121,7 @@
 //   - [session.Pinger]: an honest health check. Startup selection, health
 //     checks and Failover's probes treat a store without it as always
 //     reachable.
-//   - [session.Closer]: releasing goroutines and connections the store
+//   - [io.Closer]: releasing goroutines and connections the store
 //     opened itself. A store on a *sql.DB or a client the caller owns
 //     does not need it.
 //

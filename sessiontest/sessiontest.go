@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -39,8 +40,8 @@ var abilities = []struct {
 		func(s session.Store) bool { _, ok := s.(session.Cleaner); return ok }},
 	{Skipped{"session.Pinger", "Open and health checks count the store as reachable without asking it, and Failover's probes always find it healthy, so requests move back to it even while it is down"},
 		func(s session.Store) bool { _, ok := s.(session.Pinger); return ok }},
-	{Skipped{"session.Closer", "none for a store that starts no goroutine and opens no connection of its own; for any other, Backend.Close cannot release them, and Run cannot check that they stop"},
-		func(s session.Store) bool { _, ok := s.(session.Closer); return ok }},
+	{Skipped{"io.Closer", "none for a store that starts no goroutine and opens no connection of its own; for any other, Backend.Close cannot release them, and Run cannot check that they stop"},
+		func(s session.Store) bool { _, ok := s.(io.Closer); return ok }},
 }
 
 // skip skips t, a test of ability, saying what its absence costs.
@@ -124,7 +125,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) []Skipped {
 				return
 			}
 			s := made(t)
-			if c, ok := s.(session.Closer); ok {
+			if c, ok := s.(io.Closer); ok {
 				t.Cleanup(func() { c.Close() })
 			}
 			tc.fn(t, s)
@@ -708,9 +709,9 @@ func testClose(t *testing.T, newStore func(t *testing.T) session.Store) {
 		before[goroutineID(g)] = true
 	}
 	s := newStore(t)
-	c, ok := s.(session.Closer)
+	c, ok := s.(io.Closer)
 	if !ok {
-		skip(t, "session.Closer")
+		skip(t, "io.Closer")
 	}
 	mustSet(t, s, "x", []byte("x"), time.Hour)
 	if err := c.Close(); err != nil {

@@ -30,7 +30,7 @@ func TestRunReportsSkipped(t *testing.T) {
 				t.Errorf("%s: no cost given", s.Ability)
 			}
 		}
-		want := []string{"session.CompareAndSetter", "session.UserIndex", "session.Counter", "session.Cleaner", "session.Pinger", "session.Closer"}
+		want := []string{"session.CompareAndSetter", "session.UserIndex", "session.Counter", "session.Cleaner", "session.Pinger", "io.Closer"}
 		if !slices.Equal(names, want) {
 			t.Fatalf("skipped %q, want %q", names, want)
 		}

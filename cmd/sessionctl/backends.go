@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/sessionkit/session"
 	"github.com/sessionkit/session/internal/ops"
@@ -42,7 +43,7 @@ func openBackends(cfg session.Config) ([]backend, error) {
 
 func closeAll(bs []backend) {
 	for _, b := range bs {
-		if c, ok := b.store.(session.Closer); ok {
+		if c, ok := b.store.(io.Closer); ok {
 			c.Close()
 		}
 	}

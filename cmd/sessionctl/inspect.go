@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // sessionFlags are the flags inspect and revoke share.
@@ -155,7 +156,7 @@ func withSession(c *cli, fs *flag.FlagSet, f sessionFlags, args []string, do fun
 			c.errorf("%v", err)
 			return exitNotFound
 		}
-		id = session.SHA256Hasher{}.StoreID(token)
+		id = ops.StoreID(token)
 	}
 	bs, ok := c.persistentBackends(cfg)
 	if !ok {
@@ -189,11 +190,7 @@ func verify(cfg session.Config, cookieName string, encrypted bool, value string)
 			keys = append(keys, k)
 		}
 	}
-	codec, err := session.NewSecureCookieCodec(keys...)
-	if err != nil {
-		return "", err
-	}
-	token, _, err := codec.Decode(cookieName, value)
+	token, err := ops.DecodeCookie(keys, cookieName, value)
 	if err != nil {
 		return "", fmt.Errorf("the value does not verify with SESSION_SECRET for cookie %q: a forged or truncated value, another secret, another cookie name (-cookie-name) or an encrypted cookie (-encrypted)", cookieName)
 	}
@@ -213,11 +210,11 @@ type sessionJSON struct {
 
 func printSession(c *cli, asJSON bool, id string, b backend, rec session.Record) {
 	out := sessionJSON{ID: id, Backend: b.name, Addr: b.addr, Expires: rec.Expires}
-	p, err := session.JSONCodec{}.Decode(rec.Data)
+	p, err := ops.DecodeRecord(rec.Data)
 	if err != nil {
 		out.Raw = string(rec.Data)
 	} else {
-		out.Created, out.Transient, out.Values = p.CreatedAt, p.Transient, p.Values
+		out.Created, out.Transient, out.Values = p.Created, p.Transient, p.Values
 	}
 	if asJSON {
 		enc := json.NewEncoder(c.stdout)

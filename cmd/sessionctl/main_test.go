@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessionkit/session"
 	"github.com/sessionkit/session/internal/exampletest"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 func TestMain(m *testing.M) {
@@ -274,9 +275,8 @@ func TestInspectRevokeStats(t *testing.T) {
 	}
 	// By store id, as an app may log it.
 	key, _ := session.KeyFromSecret(secret, false)
-	codec, _ := session.NewSecureCookieCodec(key)
-	token, _, _ := codec.Decode("session", inRedis)
-	id := session.SHA256Hasher{}.StoreID(token)
+	token, _ := ops.DecodeCookie([]session.KeyPair{key}, "session", inRedis)
+	id := ops.StoreID(token)
 	if stdout, _, code := ctl(t, env, "revoke", "-store-id", id); code != exitOK || !strings.Contains(stdout, "was live in redis") {
 		t.Fatalf("revoke -store-id: exit %d\n%s", code, stdout)
 	}

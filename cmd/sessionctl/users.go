@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // list -user and revoke -user: a user's sessions (issue 7), through each
@@ -113,8 +114,8 @@ func printUserSessions(c *cli, asJSON bool, b backend, recs []session.UserRecord
 	out := make([]userSessionJSON, 0, len(recs))
 	for _, r := range recs {
 		u := userSessionJSON{ID: r.ID, Backend: b.name, Expires: r.Expires}
-		if p, err := (session.JSONCodec{}).Decode(r.Data); err == nil {
-			u.Created, u.LastSeen, u.UserAgent, u.IP = p.CreatedAt, p.LastSeen, p.UserAgent, p.IP
+		if p, err := ops.DecodeRecord(r.Data); err == nil {
+			u.Created, u.LastSeen, u.UserAgent, u.IP = p.Created, p.LastSeen, p.UserAgent, p.IP
 		}
 		out = append(out, u)
 	}

@@ -27,7 +27,7 @@ import (
 //
 // It implements session.Store, CompareAndSetter, Counter, Cleaner and
 // Pinger. It is not a UserIndex (it ignores Record.UserID), and not a
-// Closer: the caller owns db.
+// io.Closer: the caller owns db.
 type Store struct{ db *sql.DB }
 
 // New creates the table if it is missing and returns a Store on db.

@@ -43,7 +43,7 @@ func TestConformance(t *testing.T) {
 	for _, s := range skipped {
 		names = append(names, s.Ability)
 	}
-	if want := []string{"session.UserIndex", "session.Closer"}; !slices.Equal(names, want) {
+	if want := []string{"session.UserIndex", "io.Closer"}; !slices.Equal(names, want) {
 		t.Errorf("skipped %q, want %q", names, want)
 	}
 }

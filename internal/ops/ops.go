@@ -6,7 +6,10 @@
 // named here (it would be an import cycle), the doc says what to assert.
 package ops
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Candidate is one backend that session.Open would try at startup.
 type Candidate struct {
@@ -39,6 +42,19 @@ var (
 	// progress with the running total after each batch.
 	PurgeExpired func(ctx context.Context, store any, progress func(deleted int64)) (int64, error)
 
+	// DecodeRecord reads a record written by the JSON codec: the
+	// manager's facts about the session and its values.
+	DecodeRecord func(data []byte) (Record, error)
+
+	// DecodeCookie verifies value, a cookie or header value signed by
+	// keys (a []session.KeyPair) for the cookie name, and returns the
+	// token it carries. EncodeCookie is its inverse, for tests.
+	DecodeCookie func(keys any, name, value string) (string, error)
+	EncodeCookie func(keys any, name, token string) (string, error)
+
+	// StoreID is the default store id of a token.
+	StoreID func(token string) string
+
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
@@ -51,3 +67,14 @@ var (
 	// unexported, so only package session can see inside them.
 	Stores func(store any) []any
 )
+
+// Record is what DecodeRecord finds in a record.
+type Record struct {
+	Created   time.Time
+	Transient bool
+	UserID    string
+	LastSeen  time.Time
+	UserAgent string
+	IP        string
+	Values    map[string]any
+}
