@@ -527,9 +527,9 @@ func (f *failover) ListUser(ctx context.Context, userID string) ([]UserRecord, e
 //     back, it also revokes on the store they come from, then again on
 //     the active store, with carries held off meanwhile.
 //
-// The count is the active store's.
-func (f *failover) DestroyUser(ctx context.Context, userID, except string) (int, error) {
-	var n int
+// The ids are the active store's, and those of a second pass.
+func (f *failover) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
+	var ids []string
 	used := -1
 	err := f.do(ctx, opDestroy, "", true, func(ctx context.Context, s Store) error {
 		ui := s.(UserIndex)
@@ -543,11 +543,11 @@ func (f *failover) DestroyUser(ctx context.Context, userID, except string) (int,
 		}
 		f.mu.Unlock()
 		var err error
-		n, err = ui.DestroyUser(ctx, userID, except)
+		ids, err = ui.DestroyUser(ctx, userID, except)
 		return err
 	})
 	if err != nil {
-		return n, err
+		return ids, err
 	}
 	f.mu.Lock()
 	from := f.drainFrom
@@ -557,7 +557,7 @@ func (f *failover) DestroyUser(ctx context.Context, userID, except string) (int,
 	moved := int(f.active.Load()) != used
 	f.mu.Unlock()
 	if from == nil && !moved {
-		return n, nil
+		return ids, nil
 	}
 	// Carries in flight may copy the user's sessions into the active
 	// store from the one they come from: stop them, revoke there, then
@@ -566,13 +566,13 @@ func (f *failover) DestroyUser(ctx context.Context, userID, except string) (int,
 	defer f.carryMu.Unlock()
 	if from != nil {
 		if err := f.revokeOn(ctx, from, userID, except); err != nil {
-			return n, fmt.Errorf("session: failover: revoked on the active store but not on the one being reconciled: %w", err)
+			return ids, fmt.Errorf("session: failover: revoked on the active store but not on the one being reconciled: %w", err)
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
-	m, err := f.stores[f.active.Load()].(UserIndex).DestroyUser(cctx, userID, except)
+	more, err := f.stores[f.active.Load()].(UserIndex).DestroyUser(cctx, userID, except)
 	cancel()
-	return n + m, err
+	return append(ids, more...), err
 }
 
 // Count is offered only when every store is a [Counter]; it counts the

@@ -99,9 +99,9 @@ func (f *flakyStore) ListUser(ctx context.Context, userID string) ([]session.Use
 	return f.MemoryStore.ListUser(ctx, userID)
 }
 
-func (f *flakyStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+func (f *flakyStore) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
 	if err := f.gate(ctx); err != nil {
-		return 0, err
+		return nil, err
 	}
 	return f.MemoryStore.DestroyUser(ctx, userID, except)
 }

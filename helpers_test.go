@@ -81,7 +81,7 @@ func (x countingUsers) ListUser(ctx context.Context, user string) ([]session.Use
 	return x.c.inner.(session.UserIndex).ListUser(ctx, user)
 }
 
-func (x countingUsers) DestroyUser(ctx context.Context, user, except string) (int, error) {
+func (x countingUsers) DestroyUser(ctx context.Context, user, except string) ([]string, error) {
 	return x.c.inner.(session.UserIndex).DestroyUser(ctx, user, except)
 }
 

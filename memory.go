@@ -308,18 +308,10 @@ func (m *MemoryStore) ListUser(ctx context.Context, userID string) ([]UserRecord
 
 // DestroyUser implements [UserIndex]: one pass over the user's index
 // entry, each record removed under its own lock.
-func (m *MemoryStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
-	_, n, err := m.revokeUser(ctx, userID, except)
-	return n, err
-}
-
-// revokeUser implements userRevoker: DestroyUser that also returns the ids
-// it deleted.
-func (m *MemoryStore) revokeUser(ctx context.Context, userID, except string) ([]string, int, error) {
+func (m *MemoryStore) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	n := 0
 	var ids []string
 	for _, id := range m.userIDs(userID) {
 		if id == except {
@@ -331,14 +323,13 @@ func (m *MemoryStore) revokeUser(ctx context.Context, userID, except string) ([]
 			delete(s.records, id)
 			m.count.Add(-1)
 			m.reindex(id, userID, "")
-			ids = append(ids, id)
 			if rec.Expires.After(time.Now()) {
-				n++
+				ids = append(ids, id)
 			}
 		}
 		s.mu.Unlock()
 	}
-	return ids, n, nil
+	return ids, nil
 }
 
 func (m *MemoryStore) userIDs(userID string) []string {

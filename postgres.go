@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -90,7 +91,6 @@ type PostgresStore struct {
 
 	qListUser    string
 	qDestroyUser string
-	qRevokeUser  string
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -154,8 +154,7 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		qListUser: `SELECT id, data, expires FROM ` + table + ` WHERE user_id = $1 AND expires > now()`,
 		// One statement however many sessions the user has: the partial
 		// index finds the rows, expired ones go too, only live ones count.
-		qDestroyUser: `WITH d AS (DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING expires > now() AS live) SELECT count(*) FILTER (WHERE live) FROM d`,
-		qRevokeUser:  `DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING id, expires > now()`,
+		qDestroyUser: `DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING id, expires > now()`,
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {
@@ -326,39 +325,25 @@ func (s *PostgresStore) ListUser(ctx context.Context, userID string) ([]UserReco
 // DestroyUser implements [UserIndex] with one DELETE statement. A
 // CompareAndSet in flight on a deleted row finds no row and fails, so a
 // revoked session stays dead.
-func (s *PostgresStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
-	var n int
-	if err := s.pool.QueryRow(ctx, s.qDestroyUser, userID, except).Scan(&n); err != nil {
-		return 0, fmt.Errorf("session: postgres destroy user: %w", err)
-	}
-	return n, nil
-}
-
-// revokeUser implements userRevoker: the same single DELETE, returning
-// the ids it deleted (for a cache in front of the store to bury).
-func (s *PostgresStore) revokeUser(ctx context.Context, userID, except string) ([]string, int, error) {
-	rows, err := s.pool.Query(ctx, s.qRevokeUser, userID, except)
+func (s *PostgresStore) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, s.qDestroyUser, userID, except)
 	if err != nil {
-		return nil, 0, fmt.Errorf("session: postgres destroy user: %w", err)
+		return nil, fmt.Errorf("session: postgres destroy user: %w", err)
 	}
-	var ids []string
-	n := 0
-	for rows.Next() {
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
 		var id string
 		var live bool
-		if err := rows.Scan(&id, &live); err != nil {
-			rows.Close()
-			return ids, n, fmt.Errorf("session: postgres destroy user: %w", err)
+		err := row.Scan(&id, &live)
+		if !live {
+			id = ""
 		}
-		ids = append(ids, id)
-		if live {
-			n++
-		}
+		return id, err
+	})
+	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
+	if err != nil {
+		return ids, fmt.Errorf("session: postgres destroy user: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return ids, n, fmt.Errorf("session: postgres destroy user: %w", err)
-	}
-	return ids, n, nil
+	return ids, nil
 }
 
 // Ping implements [Pinger].

@@ -153,18 +153,13 @@ func (s *RedisStore) ListUser(ctx context.Context, userID string) ([]UserRecord,
 // batches of 10,000), and one ZREM of the ids it deleted. UNLINK frees the
 // values off the server's main thread. Each UNLINK is one key, so the
 // pipeline works on a Cluster, where go-redis sends each node its share.
-func (s *RedisStore) DestroyUser(ctx context.Context, userID, except string) (int, error) {
-	ids, _, err := s.revokeUser(ctx, userID, except)
-	return len(ids), err
-}
-
-// revokeUser implements userRevoker: DestroyUser returning the ids it
-// deleted (all of them live: Redis drops expired keys itself).
-func (s *RedisStore) revokeUser(ctx context.Context, userID, except string) ([]string, int, error) {
+//
+// Every id it returns was live: Redis drops expired keys itself.
+func (s *RedisStore) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
 	ukey := s.userKey(userID)
 	ids, err := s.client.ZRange(ctx, ukey, 0, -1).Result()
 	if err != nil {
-		return nil, 0, s.fail("destroy user", err)
+		return nil, s.fail("destroy user", err)
 	}
 	var deleted []any
 	for len(ids) > 0 {
@@ -185,7 +180,7 @@ func (s *RedisStore) revokeUser(ctx context.Context, userID, except string) ([]s
 			}
 		}
 		if err != nil {
-			return deletedIDs(deleted), len(deleted), s.fail("destroy user", err)
+			return deletedIDs(deleted), s.fail("destroy user", err)
 		}
 	}
 	if len(deleted) > 0 {
@@ -193,10 +188,10 @@ func (s *RedisStore) revokeUser(ctx context.Context, userID, except string) ([]s
 		// session write has not landed yet on another Cluster node) stay:
 		// the first are pruned by score, the second must stay listed.
 		if err := s.client.ZRem(ctx, ukey, deleted...).Err(); err != nil {
-			return deletedIDs(deleted), len(deleted), s.fail("destroy user", err)
+			return deletedIDs(deleted), s.fail("destroy user", err)
 		}
 	}
-	return deletedIDs(deleted), len(deleted), nil
+	return deletedIDs(deleted), nil
 }
 
 func deletedIDs(deleted []any) []string {
@@ -205,24 +200,4 @@ func deletedIDs(deleted []any) []string {
 		ids[i] = d.(string)
 	}
 	return ids
-}
-
-// setMany implements batchSetter: rec (unbound) under every id, in one
-// pipeline of SET per userBatch ids. Tiered buries revoked ids with it.
-func (s *RedisStore) setMany(ctx context.Context, ids []string, rec Record) error {
-	v := redisValue(Record{Data: rec.Data, Expires: rec.Expires})
-	for len(ids) > 0 {
-		batch := ids[:min(len(ids), userBatch)]
-		ids = ids[len(batch):]
-		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, id := range batch {
-				p.Do(ctx, "set", s.key(id), v, "pxat", rec.Expires.UnixMilli())
-			}
-			return nil
-		})
-		if err != nil {
-			return s.fail("set", err)
-		}
-	}
-	return nil
 }

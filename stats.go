@@ -173,10 +173,10 @@ func (s *instrumented) ListUser(ctx context.Context, userID string) ([]UserRecor
 }
 
 // DestroyUser is offered only when the wrapped store is a [UserIndex].
-func (s *instrumented) DestroyUser(ctx context.Context, userID, except string) (int, error) {
-	n, err := s.inner.(UserIndex).DestroyUser(ctx, userID, except)
+func (s *instrumented) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
+	ids, err := s.inner.(UserIndex).DestroyUser(ctx, userID, except)
 	s.counters.count(ctx, opDestroy, err)
-	return n, err
+	return ids, err
 }
 
 // Count is offered only when the wrapped store is a [Counter].

@@ -218,10 +218,12 @@ type UserIndex interface {
 	ListUser(ctx context.Context, userID string) ([]UserRecord, error)
 
 	// DestroyUser destroys every live record bound to userID except the
-	// one whose id is except ("" spares none), and returns how many live
-	// records it destroyed. It may also delete the user's expired records;
-	// those are not counted.
-	DestroyUser(ctx context.Context, userID, except string) (int, error)
+	// one whose id is except ("" spares none), and returns the ids of the
+	// live records it destroyed, in no particular order: a cache in front
+	// of the store buries them, and the manager reports each as ended. It
+	// may also delete the user's expired records; those are not returned.
+	// On an error it returns the ids it had destroyed so far.
+	DestroyUser(ctx context.Context, userID, except string) (ids []string, err error)
 }
 
 // UserRecord is one record listed by [UserIndex.ListUser].

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -383,18 +384,6 @@ func (t *tiered) CompareAndSet(ctx context.Context, id string, old []byte, rec R
 	return nil
 }
 
-// userRevoker is DestroyUser that also returns the ids it deleted (live
-// or expired), so that a cache in front of the store can bury them. The
-// built-in stores implement it with the same single operation.
-type userRevoker interface {
-	revokeUser(ctx context.Context, userID, except string) (ids []string, live int, err error)
-}
-
-// batchSetter writes one record under many ids in few round trips.
-type batchSetter interface {
-	setMany(ctx context.Context, ids []string, rec Record) error
-}
-
 // buryBatch is how many ids one cache call of buryMany tombstones, so that
 // each stays within CacheTimeout.
 const buryBatch = 1000
@@ -405,66 +394,40 @@ func (t *tiered) ListUser(ctx context.Context, userID string) ([]UserRecord, err
 	return t.source.(UserIndex).ListUser(ctx, userID)
 }
 
-// DestroyUser is offered only when the source is a [UserIndex]. The user's records are deleted from
-// the source, then the cached copy of every deleted id is replaced by a
-// tombstone, as Destroy does, so that no copy is served afterwards and a
-// read racing with the revocation cannot copy one back. With the cache
-// down or failing, the ids it could not bury are remembered like any
-// write that missed the cache: they are read from the source (and buried)
-// once the cache is back.
-//
-// The ids come from the source's own delete when it is a built-in store;
-// with another source they are the ones it listed before the delete plus
-// those the cache lists for the user, which covers logins racing the
-// revocation when the cache indexes users (a [RedisStore] does).
-func (t *tiered) DestroyUser(ctx context.Context, userID, except string) (int, error) {
+// DestroyUser is offered only when the source is a [UserIndex]. The
+// user's records are deleted from the source, then the cached copy of
+// every deleted id is replaced by a tombstone, as Destroy does, so that no
+// copy is served afterwards and a read racing with the revocation cannot
+// copy one back. The ids are those the source deleted plus those the cache
+// lists for the user when it indexes users (a [RedisStore] does), which
+// covers a copy whose expiry only the cache moved. With the cache down or
+// failing, the ids it could not bury are remembered like any write that
+// missed the cache: they are read from the source (and buried) once the
+// cache is back.
+func (t *tiered) DestroyUser(ctx context.Context, userID, except string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	var ids []string
-	var n int
-	var err error
-	if r, ok := t.source.(userRevoker); ok {
-		ids, n, err = r.revokeUser(ctx, userID, except)
-	} else {
-		ids, n, err = t.revokeListed(ctx, userID, except)
-	}
+	ids, err := t.source.(UserIndex).DestroyUser(ctx, userID, except)
 	t.counters.count(ctx, opDestroy, err)
-	// Bury what was deleted even when the source failed part way.
-	t.buryMany(ctx, ids)
-	return n, err
-}
-
-// revokeListed is DestroyUser on a source that does not return the ids
-// it deleted.
-func (t *tiered) revokeListed(ctx context.Context, userID, except string) ([]string, int, error) {
-	ui := t.source.(UserIndex)
-	listed, err := ui.ListUser(ctx, userID)
-	if err != nil {
-		return nil, 0, err
-	}
-	n, err := ui.DestroyUser(ctx, userID, except)
-	seen := map[string]bool{except: true}
-	var ids []string
-	add := func(recs []UserRecord) {
-		for _, r := range recs {
-			if !seen[r.ID] {
-				seen[r.ID] = true
-				ids = append(ids, r.ID)
-			}
-		}
-	}
-	add(listed)
+	bury := ids
 	if cui, ok := t.cache.(UserIndex); ok && t.cacheUsable() {
 		var cached []UserRecord
 		if t.cacheCall(ctx, func(c context.Context) (err error) {
 			cached, err = cui.ListUser(c, userID)
 			return err
 		}) == nil {
-			add(cached)
+			bury = slices.Clone(ids)
+			for _, r := range cached {
+				if r.ID != except && !slices.Contains(ids, r.ID) {
+					bury = append(bury, r.ID)
+				}
+			}
 		}
 	}
-	return ids, n, err
+	// Bury what was deleted even when the source failed part way.
+	t.buryMany(ctx, bury)
+	return ids, err
 }
 
 // buryMany tombstones ids in the cache, in batches; the ids of a batch
@@ -477,9 +440,6 @@ func (t *tiered) buryMany(ctx context.Context, ids []string) {
 		batch := ids[:min(len(ids), buryBatch)]
 		err := t.cacheCall(ctx, func(c context.Context) error {
 			tomb := Record{Data: tombstone, Expires: time.Now().Add(t.opts.TombstoneTTL)}
-			if bs, ok := t.cache.(batchSetter); ok {
-				return bs.setMany(c, batch, tomb)
-			}
 			for _, id := range batch {
 				if err := t.cache.Set(c, id, tomb); err != nil {
 					return err

@@ -244,12 +244,13 @@ func (m *Manager) revoke(ctx context.Context, userID string, spareCurrent bool) 
 		except = cur.id
 		cur.mu.Unlock()
 	}
-	n, err := ui.DestroyUser(ctx, userID, except)
+	ids, err := ui.DestroyUser(ctx, userID, except)
+	n := len(ids)
+	m.stats.destroys.Add(int64(n))
 	if err != nil {
 		m.stats.errors.Add(1)
 		return n, err
 	}
-	m.stats.destroys.Add(int64(n))
 	if cur != nil && !spareCurrent {
 		cur.endIfUser(userID)
 	}

@@ -53,7 +53,8 @@ records (Options.Metadata). Exits 4 when the user has none.`,
 // revokeUser is revoke -user: every session of the user, in every backend.
 func revokeUser(c *cli, fs *flag.FlagSet, user string, args []string, timeout time.Duration) int {
 	return withUser(c, fs, user, args, timeout, func(ctx context.Context, b backend, ui session.UserIndex) (int, error) {
-		n, err := ui.DestroyUser(ctx, user, "")
+		ids, err := ui.DestroyUser(ctx, user, "")
+		n := len(ids)
 		if err == nil {
 			fmt.Fprintf(c.stdout, "%s: revoked %d session(s) of user %q\n", b, n, user)
 		}
