@@ -64,7 +64,7 @@ func NewRedisStore(client redis.UniversalClient, prefix string) (*RedisStore, er
 // RedisStore: its prefix, and a user index prefix that differs from it in
 // the first byte, so that the two never overlap (the index is never used).
 func redisOptions(prefix string) session.RedisOptions {
-	return session.RedisOptions{Prefix: prefix, UserPrefix: string(prefix[0]^1) + "-unused-users:"}
+	return session.RedisOptions{Prefix: prefix, UserPrefix: string([]byte{prefix[0] ^ 1}) + "-unused-users:"}
 }
 
 func wrapRedis(rs *session.RedisStore, prefix string) *RedisStore {
