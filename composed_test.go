@@ -178,7 +178,7 @@ func TestComposedMiddleware(t *testing.T) {
 		t.Run("BadPayloadIsFreshSession", func(t *testing.T) { testBadPayload(t, store) })
 		t.Run("RememberMe", func(t *testing.T) { testRememberMe(t, store) })
 		t.Run("NewRefusesWithoutOption", func(t *testing.T) {
-			if _, err := session.New(store, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()}); !errors.Is(err, session.ErrNoCompareAndSet) {
+			if _, err := session.New(store, session.Options{Keys: []session.KeyPair{testKey}, Logger: discardLogger()}); !errors.Is(err, errors.ErrUnsupported) {
 				t.Fatalf("New = %v, want ErrNoCompareAndSet", err)
 			}
 		})
@@ -189,7 +189,7 @@ func TestComposedMiddleware(t *testing.T) {
 // every composed store that has a UserIndex (RevokeAll10000 in select mode
 // only, for time), and checks the documented
 // degradation on those that do not: sessions work, the user methods
-// return ErrNoUserIndex.
+// return errNoUserIndex.
 func TestComposedUsers(t *testing.T) {
 	forEachComposed(t, func(t *testing.T, c composedStore) {
 		store := c.new(t, false)
@@ -203,11 +203,11 @@ func TestComposedUsers(t *testing.T) {
 			if _, body := a.do("GET", "/me"); body != "u1|ada" {
 				t.Fatalf("/me = %q, want u1|ada", body)
 			}
-			if _, err := a.m.UserSessions(t.Context(), "u1"); !errors.Is(err, session.ErrNoUserIndex) {
-				t.Fatalf("UserSessions = %v, want ErrNoUserIndex", err)
+			if _, err := a.m.UserSessions(t.Context(), "u1"); !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("UserSessions = %v, want errNoUserIndex", err)
 			}
-			if _, err := a.m.RevokeUser(t.Context(), "u1"); !errors.Is(err, session.ErrNoUserIndex) {
-				t.Fatalf("RevokeUser = %v, want ErrNoUserIndex", err)
+			if _, err := a.m.RevokeUser(t.Context(), "u1"); !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("RevokeUser = %v, want errNoUserIndex", err)
 			}
 			return
 		}
@@ -228,7 +228,7 @@ func TestComposedUsers(t *testing.T) {
 // TestComposedSignOutEverywhere is the fault "sign out everywhere does
 // nothing in the default production shape": Open in select mode wrapped
 // the chosen store in an instrumentation layer without ListUser and
-// DestroyUser, so RevokeUser returned ErrNoUserIndex on every
+// DestroyUser, so RevokeUser returned errNoUserIndex on every
 // backend. Here it ends every session of the user, on every store Open
 // returns.
 func TestComposedSignOutEverywhere(t *testing.T) {

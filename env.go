@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // Mode is how [Open] runs the configured backends: the value of
@@ -483,11 +485,9 @@ type Backend struct {
 	// operations (see [Backend.Stats]), and [CheckHealth] and
 	// [HealthHandler] report each backend behind it.
 	Store Store
-	// Attempts reports every backend considered at startup, in order,
-	// and what became of it.
-	Attempts []Attempt
 
-	opened []Store // closed by Close, last first
+	opened   []Store       // closed by Close, last first
+	attempts []ops.Attempt // every backend considered at startup, in order
 }
 
 // Active names the backend requests go to now: in select mode the chosen
@@ -539,7 +539,7 @@ func (b *Backend) Close() error {
 // In every mode the Store counts its operations and offers exactly the
 // optional abilities its backends honour (see [NewTiered] and
 // [NewFailover]). Every backend considered is logged with host and port
-// only, and reported in Backend.Attempts. When no backend is acceptable,
+// only (`sessionctl doctor` shows the same for an operator). When no backend is acceptable,
 // the error names each one and why ("session: no session store: redis
 // (10.0.0.5:6379): failed: …; memory: skipped: …"). The Backend's Close
 // releases everything Open made. A negative option, in cfg or in any of
@@ -564,7 +564,7 @@ func Open(ctx context.Context, cfg Config, opts OpenOptions) (*Backend, error) {
 		}
 		// The instrumented store offers exactly the abilities of the
 		// chosen one, and its Close closes it.
-		return &Backend{Name: s.Name, Store: instrument(s.Store), Attempts: s.Attempts}, nil
+		return &Backend{Name: s.Name, Store: instrument(s.Store), attempts: s.Attempts}, nil
 	case ModeTiered:
 		return openTiered(ctx, cfg, cands, sel, opts)
 	case ModeFailover:
@@ -577,16 +577,16 @@ func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOp
 	if len(cands) < 2 || cands[0].Name != "redis" || cands[1].Name != "postgres" {
 		return nil, errors.New("session: tiered mode needs both Redis and Postgres configured")
 	}
-	results := []Attempt{}
+	results := []ops.Attempt{}
 	pg, pres := tryCandidate(ctx, cands[1], sel)
 	if pg == nil {
-		results = append(results, Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeNotTried}, pres)
+		results = append(results, ops.Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: ops.OutcomeNotTried}, pres)
 		return nil, &selectError{Attempts: results}
 	}
 	// Redis may be down now: the tiered store serves from Postgres and
 	// starts using Redis when it answers. So the store is made without
 	// the ping that decides a candidate.
-	rres := Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: OutcomeChosen}
+	rres := ops.Attempt{Name: "redis", Addr: cands[0].Addr, Outcome: ops.OutcomeChosen}
 	rs, err := OpenRedis(cfg.RedisURL, cfg.redisOptions(opts.Redis))
 	if err != nil {
 		pg.(io.Closer).Close()
@@ -610,12 +610,12 @@ func openTiered(ctx context.Context, cfg Config, cands []candidate, sel selectOp
 		pg.(io.Closer).Close()
 		return nil, err
 	}
-	return &Backend{Name: string(ModeTiered), Store: t, Attempts: append(results, rres, pres), opened: []Store{pg, rs}}, nil
+	return &Backend{Name: string(ModeTiered), Store: t, attempts: append(results, rres, pres), opened: []Store{pg, rs}}, nil
 }
 
 func openFailover(ctx context.Context, cfg Config, cands []candidate, sel selectOptions, opts OpenOptions) (*Backend, error) {
 	var stores []Store
-	var results []Attempt
+	var results []ops.Attempt
 	active := -1
 	for _, c := range cands {
 		s, res := tryCandidate(ctx, c, sel)
@@ -626,7 +626,7 @@ func openFailover(ctx context.Context, cfg Config, cands []candidate, sel select
 				active = len(stores)
 			}
 			stores = append(stores, s)
-		case c.Name == "redis" && res.Outcome == OutcomeFailed:
+		case c.Name == "redis" && res.Outcome == ops.OutcomeFailed:
 			// Redis needs no migration: keep it in the order, so the
 			// probe moves requests to it once it answers.
 			if rs, err := OpenRedis(cfg.RedisURL, cfg.redisOptions(opts.Redis)); err == nil {
@@ -654,5 +654,5 @@ func openFailover(ctx context.Context, cfg Config, cands []candidate, sel select
 		}
 		return nil, err
 	}
-	return &Backend{Name: string(ModeFailover), Store: f, Attempts: results, opened: stores}, nil
+	return &Backend{Name: string(ModeFailover), Store: f, attempts: results, opened: stores}, nil
 }

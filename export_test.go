@@ -1,6 +1,10 @@
 package session
 
-import "context"
+import (
+	"context"
+
+	"github.com/sessionkit/session/internal/ops"
+)
 
 // Test-only views of the wrappers' internals, for package session_test.
 
@@ -81,3 +85,6 @@ var NewSecureCookieCodec = newSecureCookieCodec
 type SHA256Hasher = sha256Hasher
 
 const MaxUserIDLen = maxUserIDLen
+
+// Attempts is what became of each backend b considered at startup.
+func Attempts(b *Backend) []ops.Attempt { return b.attempts }

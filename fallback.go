@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // candidate is one backend that Open may choose at startup.
@@ -178,52 +179,6 @@ type selectOptions struct {
 	Logger *slog.Logger
 }
 
-// Outcome is what became of a backend [Open] considered at startup.
-type Outcome string
-
-// The outcomes of an [Attempt].
-const (
-	// OutcomeChosen: the backend works and is used.
-	OutcomeChosen Outcome = "chosen"
-	// OutcomeFailed: the backend did not answer, or its check (ping,
-	// migration) failed; Reason says how.
-	OutcomeFailed Outcome = "failed"
-	// OutcomeSkipped: the backend was not tried because the rules refuse
-	// it (memory in production); Reason says which rule.
-	OutcomeSkipped Outcome = "skipped"
-	// OutcomeNotTried: an earlier backend was chosen.
-	OutcomeNotTried Outcome = "not tried"
-)
-
-// Attempt is what became of one configured backend when [Open] chose a
-// store at startup: see [Backend.Attempts]. Its String is one line, such
-// as "redis (10.0.0.5:6379): failed: no answer within 3s: …".
-type Attempt struct {
-	// Name is the backend: "redis", "postgres" or "memory".
-	Name string `json:"name"`
-	// Addr is its host:port, "" for memory. It never holds credentials.
-	Addr string `json:"addr,omitempty"`
-	// Outcome is what became of it.
-	Outcome Outcome `json:"outcome"`
-	// Reason says why it failed or was skipped, "" otherwise. It never
-	// holds credentials.
-	Reason string `json:"reason,omitempty"`
-	// Duration is how long its check took; 0 when it was not tried.
-	Duration time.Duration `json:"duration"`
-}
-
-func (a Attempt) String() string {
-	s := a.Name
-	if a.Addr != "" {
-		s += " (" + a.Addr + ")"
-	}
-	s += ": " + string(a.Outcome)
-	if a.Reason != "" {
-		s += ": " + a.Reason
-	}
-	return s
-}
-
 // selection is the result of selectStore.
 type selection struct {
 	// Name and Addr are those of the chosen candidate.
@@ -233,14 +188,14 @@ type selection struct {
 	// when it is a [io.Closer].
 	Store Store
 	// Attempts reports every candidate, in order.
-	Attempts []Attempt
+	Attempts []ops.Attempt
 }
 
 // selectError is returned by selectStore (and so by [Open]) when no
 // candidate is acceptable. Its message names every candidate and why it
 // was not chosen.
 type selectError struct {
-	Attempts []Attempt
+	Attempts []ops.Attempt
 }
 
 func (e *selectError) Error() string {
@@ -265,9 +220,9 @@ func selectStore(ctx context.Context, candidates []candidate, opts selectOptions
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	results := make([]Attempt, len(candidates))
+	results := make([]ops.Attempt, len(candidates))
 	for i, c := range candidates {
-		results[i] = Attempt{Name: c.Name, Addr: c.Addr, Outcome: OutcomeNotTried}
+		results[i] = ops.Attempt{Name: c.Name, Addr: c.Addr, Outcome: ops.OutcomeNotTried}
 	}
 	for i, c := range candidates {
 		s, res := tryCandidate(ctx, c, opts)
@@ -295,11 +250,11 @@ func (o selectOptions) withDefaults() selectOptions {
 
 // tryCandidate opens one candidate, logs the outcome and returns the
 // store (nil unless chosen).
-func tryCandidate(ctx context.Context, c candidate, opts selectOptions) (Store, Attempt) {
-	res := Attempt{Name: c.Name, Addr: c.Addr}
+func tryCandidate(ctx context.Context, c candidate, opts selectOptions) (Store, ops.Attempt) {
+	res := ops.Attempt{Name: c.Name, Addr: c.Addr}
 	log := opts.Logger.With("backend", c.Name, "addr", c.Addr)
 	if !c.Persistent && (opts.RequirePersistent || (opts.Production && !opts.AllowMemory)) {
-		res.Outcome = OutcomeSkipped
+		res.Outcome = ops.OutcomeSkipped
 		if opts.RequirePersistent {
 			res.Reason = "not persistent, and persistent sessions are required (FORCE_PERSISTENT_SESSIONS)"
 		} else {
@@ -309,7 +264,7 @@ func tryCandidate(ctx context.Context, c candidate, opts selectOptions) (Store, 
 		return nil, res
 	}
 	if c.Open == nil {
-		res.Outcome, res.Reason = OutcomeFailed, "candidate has no Open function"
+		res.Outcome, res.Reason = ops.OutcomeFailed, "candidate has no Open function"
 		log.Warn("session: store candidate failed", "reason", res.Reason)
 		return nil, res
 	}
@@ -323,14 +278,14 @@ func tryCandidate(ctx context.Context, c candidate, opts selectOptions) (Store, 
 		err = errors.New("Open returned no store")
 	}
 	if err != nil {
-		res.Outcome, res.Reason = OutcomeFailed, err.Error()
+		res.Outcome, res.Reason = ops.OutcomeFailed, err.Error()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			res.Reason = fmt.Sprintf("no answer within %v: %v", opts.Timeout, err)
 		}
 		log.Warn("session: store candidate failed", "reason", res.Reason, "duration", res.Duration)
 		return nil, res
 	}
-	res.Outcome = OutcomeChosen
+	res.Outcome = ops.OutcomeChosen
 	log.Info("session: store chosen", "duration", res.Duration, "persistent", c.Persistent)
 	return s, res
 }

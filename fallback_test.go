@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 func TestSelectFirstWorking(t *testing.T) {
@@ -26,7 +27,7 @@ func TestSelectFirstWorking(t *testing.T) {
 	if sel.Name != "b" || sel.Store != up {
 		t.Fatalf("chose %s", sel.Name)
 	}
-	want := []session.Outcome{session.OutcomeFailed, session.OutcomeChosen, session.OutcomeNotTried}
+	want := []ops.Outcome{ops.OutcomeFailed, ops.OutcomeChosen, ops.OutcomeNotTried}
 	for i, r := range sel.Attempts {
 		if r.Outcome != want[i] {
 			t.Errorf("candidate %d: %s, want %s", i, r, want[i])
@@ -61,7 +62,7 @@ func TestSelectMemoryRules(t *testing.T) {
 			continue
 		}
 		var se *session.SelectError
-		if !errors.As(err, &se) || se.Attempts[0].Outcome != session.OutcomeSkipped || !strings.Contains(err.Error(), "memory: skipped") {
+		if !errors.As(err, &se) || se.Attempts[0].Outcome != ops.OutcomeSkipped || !strings.Contains(err.Error(), "memory: skipped") {
 			t.Errorf("%s: error %v does not name the skipped memory candidate", tc.name, err)
 		}
 	}
@@ -141,7 +142,7 @@ func TestSelectRedisUnreachableAtStartup(t *testing.T) {
 	if b.Name != "postgres" || b.Active() != "postgres" {
 		t.Fatalf("chose %s", b.Name)
 	}
-	if r := b.Attempts[0]; r.Name != "redis" || r.Outcome != session.OutcomeFailed || r.Addr != "127.0.0.1:"+itoa(port) {
+	if r := session.Attempts(b)[0]; r.Name != "redis" || r.Outcome != ops.OutcomeFailed || r.Addr != "127.0.0.1:"+itoa(port) {
 		t.Fatalf("redis candidate: %s", r)
 	}
 	mustDo(t, b.Store.Set(tctx(t), "x", rec("y", time.Hour)))

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // component is one backend inside a store, as reported by [CheckHealth].
@@ -67,29 +64,21 @@ func activeBackend(s Store) string {
 	return ""
 }
 
-// describe names a built-in store and gives its address, without
-// credentials.
+// describe names a store and gives its address, as a health report shows
+// them: a store that is a [fmt.Stringer] names itself (its String's first
+// word is the backend, the rest its address without credentials, as the
+// built-in stores do); any other is named after its type.
 func describe(s Store) (name, addr string) {
 	switch s := s.(type) {
-	case *MemoryStore:
-		return "memory", ""
-	case *RedisStore:
-		switch c := s.Client().(type) {
-		case *redis.Client:
-			return "redis", c.Options().Addr
-		case *redis.ClusterClient:
-			return "redis", strings.Join(c.Options().Addrs, ",")
-		}
-		return "redis", ""
-	case *PostgresStore:
-		cc := s.Pool().Config().ConnConfig
-		return "postgres", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
 	case componenter:
 		// A wrapper around a single backend (instrument) is named
 		// after it.
 		if cs := s.components(); len(cs) == 1 {
 			return cs[0].Name, cs[0].Addr
 		}
+	case fmt.Stringer:
+		name, addr, _ = strings.Cut(s.String(), " ")
+		return name, addr
 	}
 	return strings.TrimPrefix(fmt.Sprintf("%T", s), "*"), ""
 }

@@ -36,7 +36,7 @@ func (s fourMethodStore) Touch(ctx context.Context, id string, exp time.Time) er
 func TestStoreWithoutCompareAndSet(t *testing.T) {
 	plain := fourMethodStore{memStore(t)}
 	_, err := session.New(plain, session.Options{Keys: []session.KeyPair{testKey}})
-	if !errors.Is(err, session.ErrNoCompareAndSet) || !strings.Contains(err.Error(), "AllowLastWriterWins") {
+	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "AllowLastWriterWins") {
 		t.Fatalf("New(four-method store) = %v; want ErrNoCompareAndSet naming the option", err)
 	}
 	logger, logs := newLogger()

@@ -379,3 +379,6 @@ func clone(b []byte) []byte {
 	copy(c, b)
 	return c
 }
+
+// String returns "memory": how health reports and logs name the store.
+func (m *MemoryStore) String() string { return "memory" }

@@ -134,7 +134,7 @@ type Options struct {
 	// (the last writer wins), a request still in flight after a logout,
 	// renew or revocation may write the session back, and [Session.Pop]
 	// may hand one value to several requests. The default, false, makes
-	// New return [ErrNoCompareAndSet] for such a store, so that the loss
+	// New return an error wrapping [errors.ErrUnsupported] for such a store, so that the loss
 	// is a decision, not a surprise.
 	AllowLastWriterWins bool
 
@@ -231,7 +231,7 @@ func New(store Store, opts Options) (*Manager, error) {
 	m.lazy, _ = opts.Codec.(lazyCodec)
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
-			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", ErrNoCompareAndSet, store)
+			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", errNoCompareAndSet, store)
 		}
 		opts.Logger.Warn("session: the store cannot compare and set: concurrent writes to one session may be lost, and a logout may not stop a request already in flight", "store", fmt.Sprintf("%T", store))
 	}
@@ -316,9 +316,9 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 }
 
-// ErrNoCompareAndSet is returned by [New] for a store that is not a
+// errNoCompareAndSet is what [New] returns for a store that is not a
 // [CompareAndSetter], unless [Options.AllowLastWriterWins] is set.
-var ErrNoCompareAndSet = errors.New("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight")
+var errNoCompareAndSet = fmt.Errorf("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight: %w", errors.ErrUnsupported)
 
 // ErrSaveFailed is returned by writes to the response after the session
 // could not be saved: the error handler has answered instead.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -394,4 +396,11 @@ func (s *PostgresStore) cleanupLoop(interval time.Duration) {
 			}
 		}
 	}
+}
+
+// String returns "postgres" and the server's host:port, never
+// credentials: how health reports and logs name the store.
+func (s *PostgresStore) String() string {
+	cc := s.pool.Config().ConnConfig
+	return "postgres " + net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
 }

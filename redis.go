@@ -325,3 +325,16 @@ func (s *RedisStore) fail(op string, err error) error {
 	}
 	return fmt.Errorf("session: redis %s: %w", op, err)
 }
+
+// String returns "redis" and the server's address (a Cluster's seed
+// addresses, comma-separated), never credentials: how health reports and
+// logs name the store.
+func (s *RedisStore) String() string {
+	switch c := s.client.(type) {
+	case *redis.Client:
+		return "redis " + c.Options().Addr
+	case *redis.ClusterClient:
+		return "redis " + strings.Join(c.Options().Addrs, ",")
+	}
+	return "redis"
+}

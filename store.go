@@ -78,14 +78,14 @@ type Record struct {
 // one:
 //
 //   - The Manager ([New]) saves with CompareAndSetter. Without it New
-//     returns [ErrNoCompareAndSet] unless [Options.AllowLastWriterWins] is
+//     returns an error wrapping [errors.ErrUnsupported] unless [Options.AllowLastWriterWins] is
 //     set; with that option concurrent requests on one session may lose
 //     each other's writes, a request in flight after a logout, renew or
 //     revocation may write the session back, and [Session.Pop] may hand
 //     one value to several requests. Its user methods
 //     ([Manager.UserSessions], [Manager.RevokeUser],
 //     [Manager.RevokeSession]) need UserIndex and return
-//     [ErrNoUserIndex] without it: no "sign out everywhere".
+//     an error wrapping [errors.ErrUnsupported] without it: no "sign out everywhere".
 //   - [Tiered] compares and sets, and lists and revokes users, on its
 //     source, so those abilities need a source that has them. A cache that
 //     is a CompareAndSetter is refilled after each write; without it the

@@ -36,9 +36,9 @@ import (
 // and a session revoked meanwhile makes it fail, so a revoked session
 // stays dead for requests in flight.
 
-// ErrNoUserIndex is returned by the Manager's user methods when its store
-// does not implement [UserIndex].
-var ErrNoUserIndex = errors.New("session: the store cannot find a user's sessions (it does not implement session.UserIndex)")
+// errNoUserIndex is what the Manager's user methods return when its store
+// does not implement [UserIndex]: an [errors.ErrUnsupported].
+var errNoUserIndex = fmt.Errorf("session: the store cannot find a user's sessions (it does not implement session.UserIndex): %w", errors.ErrUnsupported)
 
 // ErrInvalidUserID is returned by [Session.SetUser] and the Manager's user
 // methods for a user id that breaks the rule in [Session.SetUser]: such an
@@ -153,7 +153,7 @@ func (m *Manager) userIndex(userID string) (UserIndex, error) {
 	}
 	ui, ok := m.store.(UserIndex)
 	if !ok {
-		return nil, ErrNoUserIndex
+		return nil, errNoUserIndex
 	}
 	return ui, nil
 }

@@ -110,7 +110,7 @@
 //   - [session.UserIndex]: a user's sessions. [session.Manager.UserSessions]
 //     lists them and RevokeUser ends them ("sign out everywhere",
 //     after a password change); without it they return
-//     [session.ErrNoUserIndex]. Records are indexed by Record.UserID as
+//     an error wrapping [errors.ErrUnsupported]. Records are indexed by Record.UserID as
 //     Set and CompareAndSet write it; expired and destroyed records are
 //     never listed or counted even where the index still holds them.
 //   - [session.Counter]: the session count of health checks and sessionctl

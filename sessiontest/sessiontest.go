@@ -32,7 +32,7 @@ var abilities = []struct {
 }{
 	{Skipped{"session.CompareAndSetter", "session.New refuses the store unless Options.AllowLastWriterWins is set, and then concurrent requests on one session may lose each other's writes, a request in flight after a logout or revocation may write the session back, and Session.Pop may hand one value out twice"},
 		func(s session.Store) bool { _, ok := s.(session.CompareAndSetter); return ok }},
-	{Skipped{"session.UserIndex", "Manager.UserSessions, RevokeUser, RevokeOtherSessions and RevokeSession return session.ErrNoUserIndex: no list of a user's sessions, no \"sign out everywhere\" after a password change"},
+	{Skipped{"session.UserIndex", "Manager.UserSessions, RevokeUser, RevokeOtherSessions and RevokeSession return an error wrapping errors.ErrUnsupported: no list of a user's sessions, no \"sign out everywhere\" after a password change"},
 		func(s session.Store) bool { _, ok := s.(session.UserIndex); return ok }},
 	{Skipped{"session.Counter", "health checks (CountSessions) and sessionctl stats show no session count, and Count on a Tiered or Failover over it fails"},
 		func(s session.Store) bool { _, ok := s.(session.Counter); return ok }},

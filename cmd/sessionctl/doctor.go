@@ -19,7 +19,7 @@ import (
 
 // probeResult is what doctor found about one candidate.
 type probeResult struct {
-	session.Attempt
+	ops.Attempt
 	// Detail is what a working backend told (schema state, latency).
 	Detail string `json:"detail,omitempty"`
 }
@@ -36,7 +36,7 @@ type doctorReport struct {
 
 // outcomeUnused is doctor's own outcome for a backend after the chosen
 // one: it works, and an earlier backend is preferred.
-const outcomeUnused session.Outcome = "ok, unused"
+const outcomeUnused ops.Outcome = "ok, unused"
 
 // minSecretLen is the shortest secret session.KeyFromSecret takes.
 const minSecretLen = 32
@@ -98,10 +98,10 @@ func doctor(ctx context.Context, cfg session.Config) doctorReport {
 	details := make([]string, len(cands))
 	// try runs the app's startup check of candidate i, read-only, with the
 	// app's rules (persistence, SESSION_BACKEND_TIMEOUT).
-	try := func(i int) session.Attempt {
-		return ops.Try(ctx, cfg, cands[i], probe(cfg, cands[i], &details[i])).(session.Attempt)
+	try := func(i int) ops.Attempt {
+		return ops.Try(ctx, cfg, cands[i], probe(cfg, cands[i], &details[i])).(ops.Attempt)
 	}
-	results := make([]session.Attempt, len(cands))
+	results := make([]ops.Attempt, len(cands))
 
 	if cfg.Mode == session.ModeTiered {
 		// Postgres is required; Redis is a cache the app uses whenever it
@@ -110,7 +110,7 @@ func doctor(ctx context.Context, cfg session.Config) doctorReport {
 			results[i] = try(i)
 		}
 		rep.Candidates = withDetails(results, details)
-		var rd, pg session.Attempt
+		var rd, pg ops.Attempt
 		for _, r := range results {
 			switch r.Name {
 			case "redis":
@@ -120,10 +120,10 @@ func doctor(ctx context.Context, cfg session.Config) doctorReport {
 			}
 		}
 		switch {
-		case pg.Outcome != session.OutcomeChosen:
+		case pg.Outcome != ops.OutcomeChosen:
 			rep.Verdict = fmt.Sprintf("the app would not start: tiered mode needs Postgres, and %s", describe(pg))
 			rep.ExitCode = exitFailure
-		case rd.Outcome != session.OutcomeChosen:
+		case rd.Outcome != ops.OutcomeChosen:
 			rep.Choice = string(session.ModeTiered)
 			rep.Verdict = fmt.Sprintf("the app would start in tiered mode serving from Postgres only, because %s; it uses Redis once it answers", describe(rd))
 			rep.ExitCode = exitDegraded
@@ -142,16 +142,16 @@ func doctor(ctx context.Context, cfg session.Config) doctorReport {
 		switch {
 		case chosen < 0:
 			results[i] = try(i)
-			if results[i].Outcome == session.OutcomeChosen {
+			if results[i].Outcome == ops.OutcomeChosen {
 				chosen = i
 			}
 		case c.Persistent:
 			results[i] = try(i)
-			if results[i].Outcome == session.OutcomeChosen {
+			if results[i].Outcome == ops.OutcomeChosen {
 				results[i].Outcome = outcomeUnused
 			}
 		default:
-			results[i] = session.Attempt{Name: c.Name, Addr: c.Addr, Outcome: session.OutcomeNotTried}
+			results[i] = ops.Attempt{Name: c.Name, Addr: c.Addr, Outcome: ops.OutcomeNotTried}
 		}
 		if err := ctx.Err(); err != nil {
 			rep.Verdict, rep.ExitCode = "session: selecting a store: "+err.Error(), exitFailure
@@ -201,12 +201,12 @@ func name(n, addr string) string {
 	return n + " (" + addr + ")"
 }
 
-func describe(r session.Attempt) string {
+func describe(r ops.Attempt) string {
 	s := name(r.Name, r.Addr) + " " + string(r.Outcome)
 	switch r.Outcome {
-	case session.OutcomeFailed:
+	case ops.OutcomeFailed:
 		s = name(r.Name, r.Addr) + " failed"
-	case session.OutcomeSkipped:
+	case ops.OutcomeSkipped:
 		s = name(r.Name, r.Addr) + " was skipped"
 	}
 	if r.Reason != "" {
@@ -215,11 +215,11 @@ func describe(r session.Attempt) string {
 	return s
 }
 
-func withDetails(rs []session.Attempt, details []string) []probeResult {
+func withDetails(rs []ops.Attempt, details []string) []probeResult {
 	out := make([]probeResult, len(rs))
 	for i, r := range rs {
 		out[i] = probeResult{Attempt: r}
-		if i < len(details) && (r.Outcome == session.OutcomeChosen || r.Outcome == outcomeUnused) {
+		if i < len(details) && (r.Outcome == ops.OutcomeChosen || r.Outcome == outcomeUnused) {
 			out[i].Detail = details[i]
 		}
 	}

@@ -78,3 +78,49 @@ type Record struct {
 	IP        string
 	Values    map[string]any
 }
+
+// Outcome is what became of a backend session.Open considered at startup.
+type Outcome string
+
+// The outcomes of an Attempt.
+const (
+	// OutcomeChosen: the backend works and is used.
+	OutcomeChosen Outcome = "chosen"
+	// OutcomeFailed: the backend did not answer, or its check (ping,
+	// migration) failed; Reason says how.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeSkipped: the backend was not tried because the rules refuse
+	// it (memory in production); Reason says which rule.
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeNotTried: an earlier backend was chosen.
+	OutcomeNotTried Outcome = "not tried"
+)
+
+// Attempt is what became of one configured backend when session.Open chose a
+// store at startup: see sessionctl doctor. Its String is one line, such
+// as "redis (10.0.0.5:6379): failed: no answer within 3s: …".
+type Attempt struct {
+	// Name is the backend: "redis", "postgres" or "memory".
+	Name string `json:"name"`
+	// Addr is its host:port, "" for memory. It never holds credentials.
+	Addr string `json:"addr,omitempty"`
+	// Outcome is what became of it.
+	Outcome Outcome `json:"outcome"`
+	// Reason says why it failed or was skipped, "" otherwise. It never
+	// holds credentials.
+	Reason string `json:"reason,omitempty"`
+	// Duration is how long its check took; 0 when it was not tried.
+	Duration time.Duration `json:"duration"`
+}
+
+func (a Attempt) String() string {
+	s := a.Name
+	if a.Addr != "" {
+		s += " (" + a.Addr + ")"
+	}
+	s += ": " + string(a.Outcome)
+	if a.Reason != "" {
+		s += ": " + a.Reason
+	}
+	return s
+}
