@@ -3,6 +3,7 @@ package express
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -70,7 +71,7 @@ func (c *codec) Encode(metaJSON []byte, values map[string]any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: meta is not a JSON object", session.ErrEncode)
 	}
 	if m.User != "" {
-		return nil, fmt.Errorf("%w: %w: Session.SetUser (express records have no user binding and the stores no user index; keep the user id as a value)", session.ErrEncode, ErrUnsupported)
+		return nil, fmt.Errorf("%w: Session.SetUser: express records have no user binding and the stores no user index; keep the user id as a value: %w", session.ErrEncode, errors.ErrUnsupported)
 	}
 	cookie, err := c.cookieFor(values, m.Transient, time.Now())
 	if err != nil {

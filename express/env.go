@@ -39,7 +39,7 @@ func Secrets(cfg session.Config) []string {
 // Node's stores name them, and short secrets are accepted.
 func OpenStore(ctx context.Context, cfg session.Config) (session.Store, error) {
 	if cfg.Mode != "" && cfg.Mode != session.ModeSelect {
-		return nil, fmt.Errorf("%w: SESSION_BACKEND=%s", ErrUnsupported, cfg.Mode)
+		return nil, fmt.Errorf("express: SESSION_BACKEND=%s: the express-session mode runs on one store, which Node reads: %w", cfg.Mode, errors.ErrUnsupported)
 	}
 	timeout := cfg.Timeout
 	if timeout < 0 {

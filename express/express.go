@@ -40,13 +40,6 @@ import (
 // DefaultCookieName is express-session's default cookie name.
 const DefaultCookieName = "connect.sid"
 
-// ErrUnsupported wraps the errors of features the express-session mode
-// cannot offer: binding a session to a user ([session.Session.SetUser])
-// with its user index, an absolute lifetime, and stores that are not
-// express layouts (tiered and failover compositions, package session's
-// own Redis and Postgres layouts).
-var ErrUnsupported = errors.New("express: not available in the express-session mode")
-
 // New returns a Manager that shares sessions with an express-session app:
 // the same cookie, the same records in the same store. store must be an
 // express layout: a [RedisStore] (connect-redis), a [PostgresStore]
@@ -72,7 +65,14 @@ var ErrUnsupported = errors.New("express: not available in the express-session m
 //     the last three (and needs no Keys). TokenHeader must be unset:
 //     express has no header transport. KeepUnreadable is always set.
 //   - Lifetime must be unset: an express record has no creation time, so
-//     there is no absolute lifetime (see [ErrUnsupported]).
+//     there is no absolute lifetime.
+//
+// What the mode cannot offer is refused with an error wrapping
+// [errors.ErrUnsupported], never silently ignored: an absolute lifetime,
+// binding a session to a user ([session.Session.SetUser], which fails the
+// save) with its user index, and stores that are not express layouts
+// (tiered and failover compositions, package session's own Redis and
+// Postgres layouts).
 //
 // A record that does not decode (not JSON, no cookie object, package
 // session's own layout) is answered 500, as Node answers it, by the
@@ -87,7 +87,7 @@ func New(store session.Store, secrets []string, opts session.Options) (*session.
 	case opts.TokenHeader != "":
 		return nil, errors.New("express: New: express-session has no header transport; leave TokenHeader unset")
 	case opts.Lifetime != 0:
-		return nil, fmt.Errorf("%w: an absolute Lifetime (express records have no creation time); leave Lifetime unset", ErrUnsupported)
+		return nil, fmt.Errorf("express: New: an absolute Lifetime (express records have no creation time); leave Lifetime unset: %w", errors.ErrUnsupported)
 	}
 	if err := checkStore(store); err != nil {
 		return nil, err
@@ -136,13 +136,13 @@ func checkStore(store session.Store) error {
 	}
 	stores := ops.Stores(store)
 	if len(stores) > 1 {
-		return fmt.Errorf("%w: a store made of %d stores (tiered and failover compositions copy records between stores in package session's own layout; use one RedisStore or PostgresStore of package express)", ErrUnsupported, len(stores))
+		return fmt.Errorf("express: New: a store made of %d stores (tiered and failover compositions copy records between stores in package session's own layout; use one RedisStore or PostgresStore of package express): %w", len(stores), errors.ErrUnsupported)
 	}
 	switch stores[0].(type) {
 	case *session.RedisStore:
-		return fmt.Errorf("%w: *session.RedisStore writes its own layout, which Node cannot read; use express.NewRedisStore", ErrUnsupported)
+		return fmt.Errorf("express: New: *session.RedisStore writes its own layout, which Node cannot read; use express.NewRedisStore: %w", errors.ErrUnsupported)
 	case *session.PostgresStore:
-		return fmt.Errorf("%w: *session.PostgresStore writes its own table, which Node cannot read; use express.OpenPostgres", ErrUnsupported)
+		return fmt.Errorf("express: New: *session.PostgresStore writes its own table, which Node cannot read; use express.OpenPostgres: %w", errors.ErrUnsupported)
 	}
 	return nil
 }

@@ -208,8 +208,8 @@ func TestRefuses(t *testing.T) {
 			t.Errorf("%s: New accepted it", name)
 		}
 	}
-	if _, err := express.New(tiered, []string{"s"}, session.Options{}); !errors.Is(err, express.ErrUnsupported) {
-		t.Errorf("tiered: %v, want ErrUnsupported", err)
+	if _, err := express.New(tiered, []string{"s"}, session.Options{}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("tiered: %v, want errors.ErrUnsupported", err)
 	}
 }
 
@@ -254,8 +254,8 @@ func TestRefusesSessionLayouts(t *testing.T) {
 		"Open, tiered":   open(session.ModeTiered, databaseURL()),
 		"Open, failover": open(session.ModeFailover, databaseURL()),
 	} {
-		if _, err := express.New(store, []string{"s"}, session.Options{}); !errors.Is(err, express.ErrUnsupported) {
-			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		if _, err := express.New(store, []string{"s"}, session.Options{}); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("%s: %v, want errors.ErrUnsupported", name, err)
 		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -326,4 +328,12 @@ func (s *PostgresStore) Close() error {
 		s.ownsPool = false
 	}
 	return nil
+}
+
+// String returns "postgres" and the server's host:port, never
+// credentials, as session.PostgresStore's: how health reports and logs
+// name the store.
+func (s *PostgresStore) String() string {
+	cc := s.pool.Config().ConnConfig
+	return "postgres " + net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
 }

@@ -273,3 +273,7 @@ func (s *RedisStore) Close() error { return s.rs.Close() }
 
 // Prefix returns the key prefix.
 func (s *RedisStore) Prefix() string { return strings.Clone(s.prefix) }
+
+// String returns "redis" and the server's address, never credentials, as
+// session.RedisStore's: how health reports and logs name the store.
+func (s *RedisStore) String() string { return s.rs.String() }
