@@ -2,7 +2,7 @@ package session
 
 import "io"
 
-// Why this file exists: the Manager, CheckHealth and third-party code
+// Why this file exists: the Manager, package health and third-party code
 // discover what a store can do by type assertion (store.(UserIndex)). A
 // wrapper type that declared every optional method and answered
 // errors.ErrUnsupported for the ones its inner store lacked made those
@@ -23,7 +23,7 @@ import "io"
 // wrapperCore is what every wrapper honours whatever it wraps:
 //
 //   - [Pinger]: a wrapped store that cannot ping counts as reachable while
-//     ctx is live, the rule [CheckHealth] applies to any store;
+//     ctx is live, the rule package health applies to any store;
 //   - [io.Closer]: a no-op where the wrapper holds nothing;
 //   - statsReporter, componenter and activer.
 type wrapperCore interface {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
 // The optional abilities a wrapper passes on, one bit each, in the order
@@ -327,7 +328,7 @@ func TestAbilitiesPingerRule(t *testing.T) {
 		if err := p.Ping(c); err == nil {
 			t.Errorf("%s: Ping with a cancelled context = nil", w.name)
 		}
-		if rep := session.CheckHealth(tctx(t), w.store, session.HealthOptions{}); rep.Status != session.HealthOK {
+		if rep := health.Check(tctx(t), w.store, health.Options{}); rep.Status != health.OK {
 			t.Errorf("%s: health %+v", w.name, rep)
 		}
 		if err := w.store.(io.Closer).Close(); err != nil {

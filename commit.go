@@ -29,11 +29,11 @@ const (
 func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
+	if s.st.has(stCommitted) {
 		return nil
 	}
-	s.committed = true
-	if !s.loaded {
+	s.st |= stCommitted
+	if !s.st.has(stLoaded) {
 		return nil // untouched: the response does not depend on it
 	}
 	m := s.m
@@ -52,19 +52,19 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	}
 	exp := m.expiry(s.p.CreatedAt, now)
 	switch {
-	case s.wrote && (s.issue || s.remember || !s.p.Transient):
+	case s.st.has(stWrote) && (s.st.has(stIssue) || s.st.has(stRemember) || !s.p.Transient):
 		m.sendToken(w, r, s, s.p.Transient, exp, now)
 	case out == touched && !s.p.Transient:
 		m.sendToken(w, r, s, false, exp, now)
 	case out == emptied:
 		m.expireToken(w, r, s)
-	case s.fromClient && s.value == "" && s.stored != nil && !s.gone:
+	case s.st.has(stFromClient) && s.value == "" && s.stored != nil && !s.st.has(stGone):
 		// The client's value verified with an older key (rotate): it
 		// is re-signed on this response, not only on the next write or
 		// touch, so that retiring the key logs nobody out.
 		m.sendToken(w, r, s, s.p.Transient, s.expires, now)
 	}
-	privateCache(h, s.sentToken)
+	privateCache(h, s.st.has(stSentToken))
 	return nil
 }
 
@@ -102,22 +102,22 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 	exp := m.expiry(s.p.CreatedAt, now)
 
 	switch {
-	case s.dirty && s.stored == nil && s.renewFrom == "" && len(s.values()) == 0 && s.p.UserID == "":
+	case s.st.has(stDirty) && s.stored == nil && s.renewFrom == "" && len(s.values()) == 0 && s.p.UserID == "":
 		// A new session left empty is not worth storing; a client still
 		// holding a now-dead token is told to drop it.
 		if !final {
 			s.settle()
 		}
-		if s.fromClient && (killed || s.destroyed) {
+		if s.st.has(stFromClient) && (killed || s.st.has(stDestroyed)) {
 			return emptied, nil
 		}
 		return unchanged, nil
-	case s.dirty:
+	case s.st.has(stDirty):
 		s.stampMeta(s.r, now)
 		if gone, err := s.save(ctx, exp); err != nil || gone {
 			return unchanged, err
 		}
-		s.wrote = true
+		s.st |= stWrote
 		if !final {
 			s.settle()
 		}
@@ -137,7 +137,7 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 	case s.stored != nil && exp.Sub(s.expires) >= m.opts.TouchInterval:
 		err := m.store.Touch(ctx, s.id, exp)
 		if errors.Is(err, ErrNotFound) {
-			s.gone = true
+			s.st |= stGone
 			return unchanged, nil // destroyed meanwhile: never bring it back
 		}
 		if err != nil {
@@ -146,7 +146,7 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		}
 		m.stats.touches.Add(1)
 		return touched, nil
-	case s.destroyed && s.fromClient:
+	case s.st.has(stDestroyed) && s.st.has(stFromClient):
 		return emptied, nil
 	}
 	return unchanged, nil
@@ -157,7 +157,8 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 // written. Callers hold s.mu.
 func (s *Session) settle() {
 	s.values() // the raw bytes no longer hold the session
-	s.ops, s.cleared, s.dirty = nil, false, false
+	s.ops = nil
+	s.st &^= stCleared | stDirty
 }
 
 // save writes the session with one Set, or, when the store can compare
@@ -293,11 +294,12 @@ func (s *Session) claim(ctx context.Context) (changed []byte, gone bool, err err
 // while this one was saving: nothing of it is written back, and changes
 // made afterwards start a new session. Callers hold s.mu.
 func (s *Session) lost() {
-	s.gone = true
+	s.st |= stGone
 	s.renewFrom, s.renewOld = "", nil
 	s.fresh()
-	s.issue = false
-	s.ops, s.cleared, s.dirty = nil, false, false
+	s.st &^= stIssue
+	s.ops = nil
+	s.st &^= stCleared | stDirty
 }
 
 // take writes the session now, with key (already deleted by the caller)
@@ -309,7 +311,7 @@ func (s *Session) take(key string, v any) (any, error) {
 	defer func() { s.taking, s.taken = "", nil }()
 	// A save like any other: it follows the request's context (flush
 	// detaches what ends a session, as at the commit).
-	if _, err := s.flush(s.ctx, time.Now(), false); err != nil || s.gone {
+	if _, err := s.flush(s.ctx, time.Now(), false); err != nil || s.st.has(stGone) {
 		return nil, err
 	}
 	return s.taken, nil
@@ -343,12 +345,12 @@ func (s *Session) rebase(base payload) error {
 		s.ops[k] = c
 		rm.value, rm.present = bv, ok
 	}
-	if s.cleared || values == nil {
+	if s.st.has(stCleared) || values == nil {
 		values = map[string]any{}
 	}
 	s.applyOps(values)
 	transient := base.Transient
-	if s.remember {
+	if s.st.has(stRemember) {
 		transient = s.p.Transient
 	}
 	p := payload{Values: values, CreatedAt: base.CreatedAt, Transient: transient,
@@ -433,11 +435,11 @@ func backoff(ctx context.Context, attempt int) error {
 
 // load reads the session from the store on first use. Callers hold s.mu.
 func (s *Session) load() error {
-	if s.loaded {
+	if s.st.has(stLoaded) {
 		return s.loadErr
 	}
-	s.loaded = true
-	if !s.fromClient {
+	s.st |= stLoaded
+	if !s.st.has(stFromClient) {
 		s.fresh()
 		return nil
 	}

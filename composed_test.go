@@ -29,7 +29,7 @@ type composedStore struct {
 }
 
 // composedStores lists every store session.Open can return, built through
-// ConfigFromLookup and Open as an app builds it, plus the four-method
+// ConfigFromEnv and Open as an app builds it, plus the four-method
 // store direct and through each wrapper.
 func composedStores() []composedStore {
 	return []composedStore{
@@ -90,7 +90,7 @@ func openComposed(mode session.Mode, withRedis, withPostgres bool) func(t testin
 				pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
 			})
 		}
-		cfg, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		cfg, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if err != nil {
 			t.Fatal(err)
 		}

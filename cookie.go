@@ -208,7 +208,7 @@ func (m *Manager) newSession(r *http.Request) *Session {
 		if ok {
 			// The client chose the header transport: its cookie, which
 			// may belong to another session, is not consulted.
-			s.viaHeader = true
+			s.st |= stViaHeader
 			if token, current, err := m.decodeToken(v); err == nil {
 				s.setToken(token, v, current)
 			}
@@ -254,8 +254,8 @@ func (m *Manager) decodeToken(value string) (token string, current bool, err err
 
 func (s *Session) setToken(token, value string, current bool) {
 	s.token = token
-	s.id = s.m.hasher.StoreID(token)
-	s.fromClient = true
+	s.id = s.m.storeID(token)
+	s.st |= stFromClient
 	if current {
 		// Re-sending the cookie (to move its expiry) can reuse what the
 		// client sent instead of signing again.
@@ -299,8 +299,8 @@ func (m *Manager) sendToken(w http.ResponseWriter, r *http.Request, s *Session, 
 		m.logger.Error("session: encoding the token failed", "error", err)
 		return
 	}
-	s.sentToken = true
-	if s.viaHeader {
+	s.st |= stSentToken
+	if s.st.has(stViaHeader) {
 		w.Header().Set(m.opts.TokenHeader, value)
 		return
 	}
@@ -315,8 +315,8 @@ func (m *Manager) sendToken(w http.ResponseWriter, r *http.Request, s *Session, 
 // expireToken tells the client its session has ended: an expired cookie,
 // or an empty token header for a header client.
 func (m *Manager) expireToken(w http.ResponseWriter, r *http.Request, s *Session) {
-	s.sentToken = true
-	if s.viaHeader {
+	s.st |= stSentToken
+	if s.st.has(stViaHeader) {
 		w.Header().Set(m.opts.TokenHeader, "")
 		return
 	}

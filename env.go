@@ -108,7 +108,7 @@ type Config struct {
 	TableLayout string
 }
 
-// ConfigFromEnv reads the configuration from the process environment:
+// ConfigFromEnv reads the configuration from environment variables:
 //
 //	APP_ENV, GO_ENV              "production" or "prod" means production
 //	REDIS_URL                    redis:// or rediss:// URL
@@ -137,11 +137,13 @@ type Config struct {
 // Everything is validated now: a malformed URL, an unknown mode, a bad
 // boolean or a missing or short secret in production is an error that
 // names the variable and never contains a password or the secret.
-func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.LookupEnv) }
-
-// ConfigFromLookup is [ConfigFromEnv] reading variables through lookup,
-// for tests and for apps that keep their settings elsewhere.
-func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
+//
+// lookup reads a variable: os.LookupEnv in an app, or a function over
+// settings kept elsewhere (and in tests). nil means os.LookupEnv.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
 	get := func(k string) string {
 		v, _ := lookup(k)
 		return strings.TrimSpace(v)
@@ -482,8 +484,8 @@ type Backend struct {
 	// select mode, or the mode ("tiered", "failover").
 	Name string
 	// Store is what requests use: give it to [New]. It counts its
-	// operations (see [Backend.Stats]), and [CheckHealth] and
-	// [HealthHandler] report each backend behind it.
+	// operations (see [Backend.Stats]), and package health reports each
+	// backend behind it.
 	Store Store
 
 	opened   []Store       // closed by Close, last first

@@ -24,7 +24,7 @@ var longSecret = strings.Repeat("k", 32)
 func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("APP_ENV", "development")
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
-	c, err := session.ConfigFromEnv()
+	c, err := session.ConfigFromEnv(nil)
 	if err != nil || c.Production || c.RedisURL == "" || c.Mode != session.ModeSelect || c.Table != "sessions" || c.RedisPrefix != "session:" {
 		t.Fatalf("ConfigFromEnv = %v, %v", c, err)
 	}
@@ -110,7 +110,7 @@ func TestConfigFromLookup(t *testing.T) {
 		{name: "cookie domain", env: map[string]string{"COOKIE_DOMAIN": ".example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := session.ConfigFromLookup(lookupMap(tc.env))
+			c, err := session.ConfigFromEnv(lookupMap(tc.env))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tc.err)
@@ -135,7 +135,7 @@ func TestConfigFromLookup(t *testing.T) {
 // TestConfigNeverPrintsSecrets: every way of printing or logging a Config
 // hides passwords and the secret.
 func TestConfigNeverPrintsSecrets(t *testing.T) {
-	c, err := session.ConfigFromLookup(lookupMap(map[string]string{
+	c, err := session.ConfigFromEnv(lookupMap(map[string]string{
 		"APP_ENV":        "production",
 		"SESSION_SECRET": "topsecret-topsecret-topsecret-topsecret",
 		"REDIS_URL":      "redis://:redispw1@r:6379/0",
@@ -163,7 +163,7 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 // without servers.
 func TestOpenModesWithoutServers(t *testing.T) {
 	logger, _ := newLogger()
-	c, err := session.ConfigFromLookup(lookupMap(map[string]string{"SESSION_BACKEND": "failover"}))
+	c, err := session.ConfigFromEnv(lookupMap(map[string]string{"SESSION_BACKEND": "failover"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestOpenModesWithoutServers(t *testing.T) {
 	mustDo(t, b.Close())
 	mustDo(t, b.Close())
 
-	c, _ = session.ConfigFromLookup(lookupMap(map[string]string{"FORCE_PERSISTENT_SESSIONS": "1"}))
+	c, _ = session.ConfigFromEnv(lookupMap(map[string]string{"FORCE_PERSISTENT_SESSIONS": "1"}))
 	if _, err := session.Open(tctx(t), c, session.OpenOptions{Logger: logger}); err == nil || !strings.Contains(err.Error(), "FORCE_PERSISTENT_SESSIONS") {
 		t.Errorf("FORCE_PERSISTENT_SESSIONS without a store: %v", err)
 	}
@@ -191,7 +191,7 @@ func TestSecretRotationFromEnv(t *testing.T) {
 	const newSecret = "the-new-secret-the-new-secret-the-new-secret"
 	cfg := func(env map[string]string) session.Config {
 		t.Helper()
-		c, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		c, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestSecretRotationFromEnv(t *testing.T) {
 		{"SESSION_SECRET": newSecret, "SESSION_SECRET_PREVIOUS": "short"},
 		{"SESSION_SECRET_PREVIOUS": oldSecret},
 	} {
-		_, err := session.ConfigFromLookup(func(k string) (string, bool) { v, ok := bad[k]; return v, ok })
+		_, err := session.ConfigFromEnv(func(k string) (string, bool) { v, ok := bad[k]; return v, ok })
 		if err == nil || strings.Contains(err.Error(), oldSecret) {
 			t.Errorf("%v: err = %v; want a clear error without the secret", bad, err)
 		}

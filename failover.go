@@ -129,7 +129,7 @@ type failover struct {
 // and waits for it; the stores are not closed). It counts its
 // operations ([Stats]: Fallbacks counts calls made while a store other
 // than the first was active; Moves counts moves between stores), and
-// [CheckHealth] reports every store, none required on its own (the
+// Package health reports every store, none required on its own (the
 // store is down only when none answers), and the active one.
 //
 // NewFailover starts the probe goroutine, which Close stops. The stores

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
 
@@ -172,7 +173,7 @@ func TestFailoverAllDown(t *testing.T) {
 			t.Fatal("Set succeeded with every store down")
 		}
 	}
-	if rep := session.CheckHealth(c, f, session.HealthOptions{}); rep.Healthy() {
+	if rep := health.Check(c, f, health.Options{}); rep.Healthy() {
 		t.Fatalf("health with every store down = %+v", rep)
 	}
 }

@@ -120,7 +120,7 @@ func TestSelectRedisUnreachableAtStartup(t *testing.T) {
 		testPool(t).Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
 	})
 	port := freeRedisPort(t)
-	cfg, err := session.ConfigFromLookup(lookupMap(map[string]string{
+	cfg, err := session.ConfigFromEnv(lookupMap(map[string]string{
 		"REDIS_URL":               "redis://:hunter2hunter2@127.0.0.1:" + itoa(port) + "/0",
 		"DATABASE_URL":            databaseURL(),
 		"SESSION_TABLE":           table,
@@ -165,7 +165,7 @@ func TestSelectRedisUnreachableAtStartup(t *testing.T) {
 // Postgres configured but down: Open fails fast with an error naming
 // each candidate and why, and never a password.
 func TestOpenProductionNothingReachable(t *testing.T) {
-	cfg, err := session.ConfigFromLookup(lookupMap(map[string]string{
+	cfg, err := session.ConfigFromEnv(lookupMap(map[string]string{
 		"APP_ENV":                 "production",
 		"SESSION_SECRET":          strings.Repeat("s", 40),
 		"REDIS_URL":               "redis://:hunter2hunter2@" + deadAddr(t) + "/0",

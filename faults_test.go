@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
 // counterApp serves the fault tests' requests through the real session
@@ -241,7 +242,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	during := cl.phase(1500 * time.Millisecond)
 	hitsDown := ts.Stats().CacheHits
 	fbDown := ts.Stats().Fallbacks - fb0
-	degraded := session.CheckHealth(tctx(t), ts, session.HealthOptions{Timeout: 300 * time.Millisecond})
+	degraded := health.Check(tctx(t), ts, health.Options{Timeout: 300 * time.Millisecond})
 
 	srv.start()
 	after := cl.phase(1500 * time.Millisecond)
@@ -266,7 +267,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	if fbDown < during.requests.Load()/3 {
 		t.Errorf("only %d fallbacks for %d requests during the outage", fbDown, during.requests.Load())
 	}
-	if degraded.Status != session.HealthDegraded {
+	if degraded.Status != health.Degraded {
 		t.Errorf("health during the outage = %+v, want degraded", degraded)
 	}
 	if hitsAfter == hitsDown {
@@ -328,7 +329,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := full(t, session.Instrument(ps))
-	health := session.HealthHandler(s, session.HealthOptions{Timeout: time.Second})
+	health := health.Handler(s, health.Options{Timeout: time.Second})
 	status := func() int {
 		rr := httptest.NewRecorder()
 		health.ServeHTTP(rr, httptest.NewRequest("GET", "/healthz", nil))

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
-func serveHealth(t *testing.T, h http.Handler) (int, session.HealthReport) {
+func serveHealth(t *testing.T, h http.Handler) (int, health.Report) {
 	t.Helper()
 	rr := httptest.NewRecorder()
 	h.ServeHTTP(rr, httptest.NewRequest("GET", "/healthz", nil))
-	var rep session.HealthReport
+	var rep health.Report
 	if err := json.Unmarshal(rr.Body.Bytes(), &rep); err != nil {
 		t.Fatalf("body %q: %v", rr.Body, err)
 	}
@@ -45,10 +46,10 @@ func TestHealthHandlerTiered(t *testing.T) {
 	cache, source := newFlaky(t), newFlaky(t)
 	ts := newTiered(t, cache, source, session.TieredOptions{})
 	ts.Set(tctx(t), "a", rec("x", time.Hour))
-	h := session.HealthHandler(ts, session.HealthOptions{CountSessions: true, Timeout: 200 * time.Millisecond})
+	h := health.Handler(ts, health.Options{CountSessions: true, Timeout: 200 * time.Millisecond})
 
 	code, rep := serveHealth(t, h)
-	if code != 200 || rep.Status != session.HealthOK || len(rep.Backends) != 2 {
+	if code != 200 || rep.Status != health.OK || len(rep.Backends) != 2 {
 		t.Fatalf("all up: %d %+v", code, rep)
 	}
 	if b := rep.Backends[1]; !b.Required || !b.Reachable || b.Sessions == nil || *b.Sessions != 1 {
@@ -61,7 +62,7 @@ func TestHealthHandlerTiered(t *testing.T) {
 	cache.set(modeHung)
 	start := time.Now()
 	code, rep = serveHealth(t, h)
-	if code != 200 || rep.Status != session.HealthDegraded || rep.Backends[0].Reachable || rep.Backends[0].Error == "" {
+	if code != 200 || rep.Status != health.Degraded || rep.Backends[0].Reachable || rep.Backends[0].Error == "" {
 		t.Fatalf("cache hung: %d %+v", code, rep)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -71,7 +72,7 @@ func TestHealthHandlerTiered(t *testing.T) {
 	cache.set(modeUp)
 	source.set(modeDown)
 	code, rep = serveHealth(t, h)
-	if code != 503 || rep.Status != session.HealthDown {
+	if code != 503 || rep.Status != health.Down {
 		t.Fatalf("source down: %d %+v", code, rep)
 	}
 
@@ -87,8 +88,8 @@ func TestHealthFailoverActive(t *testing.T) {
 	f := newFailover(t, []session.Store{a, b}, session.FailoverOptions{FailureThreshold: 1, ProbeInterval: time.Hour})
 	a.set(modeDown)
 	f.Set(tctx(t), "x", rec("x", time.Hour)) // moves to b
-	rep := session.CheckHealth(tctx(t), f, session.HealthOptions{})
-	if rep.Status != session.HealthDegraded || rep.Active != session.ActiveBackend(f) || !rep.Backends[1].Active || rep.Backends[0].Reachable {
+	rep := health.Check(tctx(t), f, health.Options{})
+	if rep.Status != health.Degraded || rep.Active != session.ActiveBackend(f) || !rep.Backends[1].Active || rep.Backends[0].Reachable {
 		t.Fatalf("%+v", rep)
 	}
 }

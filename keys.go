@@ -24,17 +24,10 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// TokenHasher maps the token a client holds to the id a store sees. The
-// default, [sha256Hasher], makes a dump of the store useless as cookies.
-type TokenHasher interface {
-	StoreID(token string) string
-}
-
-// sha256Hasher maps a token to the hex SHA-256 of its text. It is the
-// default [TokenHasher].
+// sha256Hasher maps a token to the hex SHA-256 of its text: the default
+// store id, which makes a dump of the store useless as cookies.
 type sha256Hasher struct{}
 
-// StoreID implements [TokenHasher].
 func (sha256Hasher) StoreID(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -43,11 +36,23 @@ func (sha256Hasher) StoreID(token string) string {
 // TokenCodec turns a token into the value a client carries (the cookie
 // value, or the header token) and back, refusing values it did not make.
 //
-// A TokenCodec may also have a method NewToken() string: the manager then
-// calls it for every new session's token instead of making its own (32
-// bytes from crypto/rand, base64url), for a cookie format whose tokens
-// have another shape. Its tokens must be unguessable (at least 128 bits
-// from crypto/rand) and never repeat.
+// A TokenCodec may also have these methods, which the manager then uses
+// for a format that shares a store with another program (the
+// express-session mode of package
+// [github.com/sessionkit/session/express] has both):
+//
+//	// NewToken returns the token of a new session, instead of the
+//	// manager's own (32 bytes from crypto/rand, base64url), for tokens
+//	// of another shape. They must be unguessable (at least 128 bits
+//	// from crypto/rand) and never repeat.
+//	NewToken() string
+//	// StoreID returns the store id of token, instead of the hex
+//	// SHA-256 of the token, which makes a dump of the store useless as
+//	// cookies: to keep the other program's ids (express-session keys
+//	// records by the raw session id). The manager cannot know that
+//	// these ids do not reveal the token, so [Session.ID] then shows a
+//	// hash of the store id, never the store id.
+//	StoreID(token string) string
 type TokenCodec interface {
 	// Encode returns the value that carries token in the cookie (or
 	// header) called name.
@@ -58,6 +63,11 @@ type TokenCodec interface {
 	// the client a value made by Encode whenever it next sends the token,
 	// instead of echoing the old one, so that old keys can be retired.
 	Decode(name, value string) (token string, rotate bool, err error)
+}
+
+// storeIDer is a [TokenCodec] with the optional StoreID method.
+type storeIDer interface {
+	StoreID(token string) string
 }
 
 // KeyPair is one generation of cookie keys.

@@ -77,24 +77,21 @@ type Options struct {
 	// default, "", is cookies only.
 	TokenHeader string
 
-	// Keys sign (and optionally encrypt) the token in the cookie. The
-	// first pair signs, every pair verifies: see [secureCookieCodec] for
-	// rotation, and [KeyFromSecret] to derive a pair from a secret. With
-	// no keys, New makes a random key and logs a warning: sessions then
-	// do not survive a restart and are not shared between processes.
+	// Keys sign (and, with a Block key, encrypt) the token in the cookie.
+	// The first pair signs and every pair verifies, so keys rotate
+	// without logging anyone out: put the new pair first, keep the old
+	// one until every session it signed has expired, then remove it. A
+	// cookie verified by an older pair is re-signed with the first on the
+	// response. [KeyFromSecret] derives a pair from a secret. With no
+	// keys, New makes a random key and logs a warning: sessions then do
+	// not survive a restart and are not shared between processes.
 	Keys []KeyPair
 
-	// TokenCodec replaces the signed-cookie format. The default is a
-	// [secureCookieCodec] on Keys.
+	// TokenCodec replaces the signed-cookie format; it may also name the
+	// store id of a token (see [TokenCodec]). The default signs with
+	// HMAC-SHA256, and encrypts with AES when Keys have a Block key, by
+	// github.com/gorilla/securecookie.
 	TokenCodec TokenCodec
-
-	// Hasher maps a token to the store's id. The default is the hex
-	// SHA-256 of the token. With a Hasher set, [Session.ID] returns
-	// a hash of the store id instead of the store id itself: the manager
-	// cannot know that a Hasher's ids do not reveal the token (an
-	// identity Hasher, which a store shared with another program may
-	// need, makes the store id the token itself).
-	Hasher TokenHasher
 
 	// Codec encodes values for the store. The default is [JSONCodec].
 	Codec Codec
@@ -150,18 +147,18 @@ type Options struct {
 // in a [Store]. Create one with [New] and wrap handlers with
 // [Manager.Handler]. It is safe for concurrent use.
 type Manager struct {
-	store  Store
-	opts   Options
-	tokens TokenCodec
-	hasher TokenHasher
-	codec  Codec
-	lazy   lazyCodec // codec, when it has the optional methods
-	logger *slog.Logger
-	stats  managerStats
-	cas    CompareAndSetter // the store's, or nil
+	store   Store
+	opts    Options
+	tokens  TokenCodec
+	storeID func(token string) string // the TokenCodec's StoreID, or SHA-256
+	codec   Codec
+	lazy    lazyCodec // codec, when it has the optional methods
+	logger  *slog.Logger
+	stats   managerStats
+	cas     CompareAndSetter // the store's, or nil
 
 	newToken func() string               // the TokenCodec's NewToken, or nil: the package's newToken
-	publicID func(storeID string) string // what Session.ID shows: handle with a custom Hasher, nil for the store id
+	publicID func(storeID string) string // what Session.ID shows: handle with the TokenCodec's StoreID, nil for the store id
 }
 
 // New returns a Manager that keeps sessions in store. It returns an error
@@ -203,14 +200,6 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.Codec == nil {
 		opts.Codec = JSONCodec{}
 	}
-	// A custom Hasher's store ids may reveal the token: Session.ID
-	// shows a hash of them (see Options.Hasher).
-	var publicID func(string) string
-	if opts.Hasher == nil {
-		opts.Hasher = sha256Hasher{}
-	} else {
-		publicID = handle
-	}
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
 		if len(keys) == 0 {
@@ -223,12 +212,19 @@ func New(store Store, opts Options) (*Manager, error) {
 		}
 		opts.TokenCodec = c
 	}
-	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, hasher: opts.Hasher, codec: opts.Codec, logger: opts.Logger, publicID: publicID}
+	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, codec: opts.Codec, logger: opts.Logger}
 	if g, ok := opts.TokenCodec.(interface{ NewToken() string }); ok {
 		m.newToken = g.NewToken // see TokenCodec
 	}
 	m.cas, _ = store.(CompareAndSetter)
 	m.lazy, _ = opts.Codec.(lazyCodec)
+	m.storeID = sha256Hasher{}.StoreID
+	if s, ok := opts.TokenCodec.(storeIDer); ok {
+		m.storeID = s.StoreID
+		// Its store ids may reveal the token: Session.ID shows a hash
+		// of them (see TokenCodec).
+		m.publicID = handle
+	}
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
 			return nil, fmt.Errorf("%w (%T); set Options.AllowLastWriterWins to accept that", errNoCompareAndSet, store)

@@ -48,6 +48,15 @@ func init() {
 		return store.(*PostgresStore).deleteExpired(ctx, progress, false)
 	}
 	ops.RedactURL = redactURL
+	ops.Components = func(store any) []ops.Component {
+		cs := components(store.(Store))
+		out := make([]ops.Component, len(cs))
+		for i, c := range cs {
+			out[i] = ops.Component{Name: c.Name, Addr: c.Addr, Store: c.Store, Required: c.Required}
+		}
+		return out
+	}
+	ops.Active = func(store any) string { return activeBackend(store.(Store)) }
 	ops.DecodeRecord = func(data []byte) (ops.Record, error) {
 		p, err := (&Manager{codec: JSONCodec{}}).decode(data)
 		return ops.Record{Created: p.CreatedAt, Transient: p.Transient, UserID: p.UserID,

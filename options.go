@@ -8,9 +8,9 @@ import (
 // The rule for every numeric option of this package (durations, sizes,
 // counts): zero means the documented default and a negative value is
 // invalid. Constructors that return an error return one naming the struct
-// and the field; the few that cannot ([NewMemoryStore], [HealthHandler])
+// and the field; the few that cannot ([NewMemoryStore], health.Handler)
 // panic, as time.NewTicker does for a non-positive interval, and
-// [CheckHealth] reports it in its result. Where "off" is a feature it has
+// health.Check reports it in its result. Where "off" is a feature it has
 // a field of its own (MemoryOptions.DisableCleanup,
 // PostgresOptions.DisableCleanup), never a negative number.
 
@@ -61,7 +61,7 @@ func (o OpenOptions) check() error {
 }
 
 // check returns an error for an invalid (negative) field of a Config made
-// in code rather than by ConfigFromLookup.
+// in code rather than by ConfigFromEnv.
 func (c Config) check() error {
 	return checkNonNegative("Config", "Timeout", c.Timeout)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
 // catch turns a panic of fn into an error, so that constructors that
@@ -45,7 +46,7 @@ func lazyPool(t *testing.T) *pgxpool.Pool {
 // every constructor that takes it (New, NewRedisStore, OpenRedis,
 // redisCandidate, NewPostgresStore, OpenPostgres, postgresCandidate,
 // selectStore, NewTiered, NewFailover, Config.candidates, Open,
-// ConfigFromLookup), and the constructors that return no error
+// ConfigFromEnv), and the constructors that return no error
 // (NewMemoryStore, HealthHandler) panic with that message, as
 // time.NewTicker does; CheckHealth reports it. The reflection check at
 // the end makes a new numeric field without a row fail this test.
@@ -92,11 +93,11 @@ func TestNegativeOptions(t *testing.T) {
 		_, e2 := session.Open(context.Background(), session.Config{Mode: session.ModeSelect}, session.OpenOptions{Failover: o, Logger: discardLogger()})
 		return []error{e1, e2}
 	}
-	health := func(o session.HealthOptions) []error {
-		err := catch(func() { session.HealthHandler(mem, o) })
-		rep := session.CheckHealth(context.Background(), mem, o)
+	checkHealth := func(o health.Options) []error {
+		err := catch(func() { health.Handler(mem, o) })
+		rep := health.Check(context.Background(), mem, o)
 		var repErr error
-		if rep.Status != session.HealthDown || len(rep.Backends) != 1 || rep.Backends[0].Reachable {
+		if rep.Status != health.Down || len(rep.Backends) != 1 || rep.Backends[0].Reachable {
 			repErr = nil
 		} else {
 			repErr = fmt.Errorf("%s", rep.Backends[0].Error)
@@ -121,7 +122,7 @@ func TestNegativeOptions(t *testing.T) {
 
 		"RedisOptions.CountBatch": redisOpts(session.RedisOptions{CountBatch: -1}),
 
-		"HealthOptions.Timeout": health(session.HealthOptions{Timeout: -1}),
+		"Options.Timeout": checkHealth(health.Options{Timeout: -1}),
 
 		"TieredOptions.CacheTimeout":  tiered(session.TieredOptions{CacheTimeout: -1}),
 		"TieredOptions.RetryInterval": tiered(session.TieredOptions{RetryInterval: -1}),
@@ -152,13 +153,13 @@ func TestNegativeOptions(t *testing.T) {
 			}
 		}
 	}
-	if _, err := session.ConfigFromLookup(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": "-1s"})); err == nil || !strings.Contains(err.Error(), "SESSION_BACKEND_TIMEOUT") {
+	if _, err := session.ConfigFromEnv(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": "-1s"})); err == nil || !strings.Contains(err.Error(), "SESSION_BACKEND_TIMEOUT") {
 		t.Errorf("SESSION_BACKEND_TIMEOUT=-1s: %v", err)
 	}
 
 	// Every numeric field of every options struct has a row.
 	for _, v := range []any{session.Options{}, session.CookieOptions{}, session.MemoryOptions{}, session.PostgresOptions{},
-		session.RedisOptions{}, session.HealthOptions{}, session.TieredOptions{},
+		session.RedisOptions{}, health.Options{}, session.TieredOptions{},
 		session.FailoverOptions{}, session.Config{}, session.OpenOptions{}, session.Metadata{}} {
 		typ := reflect.TypeOf(v)
 		for i := 0; i < typ.NumField(); i++ {
@@ -243,7 +244,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 		t.Errorf("Config.Timeout 0: Open had %v; want 3s", openLeft)
 	}
 	ds := &deadlineStore{MemoryStore: mem}
-	if rep := session.CheckHealth(context.Background(), ds, session.HealthOptions{}); rep.Status != session.HealthOK {
+	if rep := health.Check(context.Background(), ds, health.Options{}); rep.Status != health.OK {
 		t.Fatalf("health: %+v", rep)
 	}
 	if ds.left <= 1500*time.Millisecond || ds.left > 2*time.Second {
@@ -253,7 +254,7 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 	// Config: SESSION_BACKEND_TIMEOUT unset or 0 is three seconds; Open
 	// with a zero Config.Timeout uses three seconds too.
 	for _, v := range []string{"", "0", "0s"} {
-		c, err := session.ConfigFromLookup(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": v}))
+		c, err := session.ConfigFromEnv(lookupMap(map[string]string{"SESSION_BACKEND_TIMEOUT": v}))
 		if err != nil || c.Timeout != 3*time.Second {
 			t.Errorf("SESSION_BACKEND_TIMEOUT=%q: %v, %v; want 3s", v, c.Timeout, err)
 		}

@@ -17,8 +17,8 @@ import (
 )
 
 // The seams a store shared with another program needs (package express is
-// built on them): a TokenCodec's NewToken, a custom Hasher hiding the
-// store id behind Session.ID, and Options.KeepUnreadable.
+// built on them): a TokenCodec's NewToken, its StoreID (whose store ids
+// Session.ID hides behind a hash), and Options.KeepUnreadable.
 
 // pickyCodec is JSONCodec, except that records another program wrote
 // ("foreign:…") do not decode, with an error of its own that does not
@@ -105,8 +105,8 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 }
 
 // TestOptionsTokenCodecNewToken: a TokenCodec with NewToken makes every
-// new session's token; with the default Hasher, Session.ID is still the
-// store id, the SHA-256 of the token.
+// new session's token; without StoreID, Session.ID is still the store id,
+// the SHA-256 of the token.
 func TestOptionsTokenCodecNewToken(t *testing.T) {
 	codec := &countedTokens{}
 	store := memStore(t)
@@ -121,13 +121,13 @@ func TestOptionsTokenCodecNewToken(t *testing.T) {
 	}
 }
 
-// TestOptionsHasherHidesStoreID: with a custom Hasher (here the identity,
-// whose store id is the token), Session.ID is a stable hash of the store
-// id, never the store id.
-func TestOptionsHasherHidesStoreID(t *testing.T) {
-	codec := &countedTokens{}
+// TestOptionsTokenCodecStoreID: with a TokenCodec that names store ids
+// (here the identity: the store id is the token), Session.ID is a stable
+// hash of the store id, never the store id.
+func TestOptionsTokenCodecStoreID(t *testing.T) {
+	codec := identityTokens{&countedTokens{}}
 	store := memStore(t)
-	srv, c := seamsServer(t, store, session.Options{TokenCodec: codec, Hasher: identityHasher{}})
+	srv, c := seamsServer(t, store, session.Options{TokenCodec: codec})
 	_, id := get(t, c, srv.URL)
 	token := codec.last()
 	if _, err := store.Get(t.Context(), token); err != nil {
@@ -141,9 +141,10 @@ func TestOptionsHasherHidesStoreID(t *testing.T) {
 	}
 }
 
-type identityHasher struct{}
+// identityTokens names a token's record by the token itself.
+type identityTokens struct{ *countedTokens }
 
-func (identityHasher) StoreID(token string) string { return token }
+func (identityTokens) StoreID(token string) string { return token }
 
 // TestOptionsKeepUnreadable: with KeepUnreadable, a record the codec
 // cannot read is left as it is and the request fails with ErrBadPayload

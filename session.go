@@ -38,28 +38,19 @@ type Session struct {
 	ctx context.Context
 	r   *http.Request
 
-	mu         sync.Mutex
-	token      string // what the client holds (verified) or a new one
-	value      string // token signed for the client, "" until needed
-	id         string // the store's id: m.hasher.StoreID(token)
-	fromClient bool   // token came from a valid cookie or header
-	viaHeader  bool   // the client uses the header transport (see Options.TokenHeader)
-	loaded     bool
-	loadErr    error
-	flushErr   error             // a store write made before commit (Pop) failed
-	stored     []byte            // the record's bytes as loaded or last written; nil if none
-	expires    time.Time         // the record's expiry as loaded or last written
-	p          payload           // p.Values is nil while the values are still raw
-	raw        []byte            // the record, values undecoded (see Codec's optional methods)
-	ops        map[string]change // this request's changes not yet written, for merging
-	cleared    bool
-	dirty      bool
-	issue      bool // the token must be sent to the client
-	remember   bool // the remember-me flag changed
-	destroyed  bool
-	wrote      bool     // this request wrote the session (the cookie follows)
-	gone       bool     // destroyed or revoked by another request meanwhile
-	dead       []string // store ids to destroy at commit
+	mu       sync.Mutex
+	st       state  // what has happened to the session in this request
+	token    string // what the client holds (verified) or a new one
+	value    string // token signed for the client, "" until needed
+	id       string // the store's id: m.storeID(token)
+	loadErr  error
+	flushErr error             // a store write made before commit (Pop) failed
+	stored   []byte            // the record's bytes as loaded or last written; nil if none
+	expires  time.Time         // the record's expiry as loaded or last written
+	p        payload           // p.Values is nil while the values are still raw
+	raw      []byte            // the record, values undecoded (see Codec's optional methods)
+	ops      map[string]change // this request's changes not yet written, for merging
+	dead     []string          // store ids to destroy at commit
 	// renewFrom is the store id this session was renewed from, with its
 	// bytes as read: the renewal only stands if that record is still
 	// there at commit (see flush), so a logout racing a renew wins.
@@ -67,13 +58,37 @@ type Session struct {
 	renewOld  []byte
 	// taking is the key a Pop is taking by writing the session now;
 	// rebase records what the stored session held under it.
-	taking    string
-	taken     any
-	sentToken bool // a token (or its expiry) is in the response
-	reads     []readMark
-	readBuf   [4]readMark // reads' first elements, without an allocation
-	committed bool
+	taking  string
+	taken   any
+	reads   []readMark
+	readBuf [4]readMark // reads' first elements, without an allocation
 }
+
+// state is what has happened to a session in its request, one bit each:
+// how the client came, what the handler did, what the commit did. The
+// commit reads it to decide what to write and what to tell the client.
+type state uint16
+
+const (
+	// How the client came.
+	stFromClient state = 1 << iota // the token came from a valid cookie or header
+	stViaHeader                    // the client uses the header transport (Options.TokenHeader)
+	// What the handler did.
+	stLoaded    // the store was read, or the session made fresh
+	stDirty     // something changed: the session must be saved
+	stCleared   // Clear ran: the stored values are not merged back
+	stIssue     // the token is new: it must be sent to the client
+	stRemember  // the remember-me choice changed
+	stDestroyed // Destroy ran
+	// What the commit (or an early flush) did.
+	stWrote     // this request saved the session: the cookie follows
+	stGone      // another request destroyed or revoked it meanwhile
+	stSentToken // a token, or its expiry, is in the response
+	stCommitted // commit ran: the session no longer changes
+)
+
+// has reports whether every bit of f is set.
+func (s state) has(f state) bool { return s&f == f }
 
 type change struct {
 	value   any
@@ -100,7 +115,7 @@ func FromContext(ctx context.Context) *Session {
 	if s, ok := ctx.Value(ctxKey{}).(*Session); ok {
 		return s
 	}
-	return &Session{loaded: true, loadErr: ErrNoSession, p: payload{Values: map[string]any{}}}
+	return &Session{st: stLoaded, loadErr: ErrNoSession, p: payload{Values: map[string]any{}}}
 }
 
 type ctxKey struct{}
@@ -140,9 +155,9 @@ func (s *Session) newToken() {
 	} else {
 		s.token = newToken()
 	}
-	s.id = s.m.hasher.StoreID(s.token)
+	s.id = s.m.storeID(s.token)
 	s.value = ""
-	s.issue = true
+	s.st |= stIssue
 }
 
 // Err returns the error that kept the session from loading, if any,
@@ -172,7 +187,7 @@ func (s *Session) Get(key string) any {
 // markRead remembers the value a key had when the request first read it,
 // unless the request itself wrote it first. Callers hold s.mu.
 func (s *Session) markRead(key string, v any, ok bool) {
-	if _, mine := s.ops[key]; mine || s.cleared || s.committed {
+	if _, mine := s.ops[key]; mine || s.st.has(stCleared) || s.st.has(stCommitted) {
 		return
 	}
 	for i := range s.reads {
@@ -230,7 +245,7 @@ func (s *Session) mutable() error {
 	if err := s.load(); err != nil {
 		return err
 	}
-	if s.committed {
+	if s.st.has(stCommitted) {
 		s.m.logger.Error("session: change after the response headers were sent is not saved; change the session before writing the response")
 		return ErrHeadersSent
 	}
@@ -242,7 +257,7 @@ func (s *Session) record(key string, c change) {
 		s.ops = make(map[string]change)
 	}
 	s.ops[key] = c
-	s.dirty = true
+	s.st |= stDirty
 }
 
 // Put sets key to value. The value must be encodable by the manager's
@@ -392,8 +407,8 @@ func (s *Session) Clear() error {
 	}
 	s.p.Values, s.raw = map[string]any{}, nil
 	s.ops = nil
-	s.cleared = true
-	s.dirty = true
+	s.st |= stCleared
+	s.st |= stDirty
 	return nil
 }
 
@@ -424,8 +439,8 @@ func (s *Session) renew() {
 	s.stored = nil
 	s.expires = time.Time{}
 	s.p.CreatedAt = time.Now()
-	s.issue = true
-	s.dirty = true
+	s.st |= stIssue
+	s.st |= stDirty
 }
 
 // Destroy deletes the session from the store and expires the client's
@@ -434,7 +449,7 @@ func (s *Session) renew() {
 func (s *Session) Destroy() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
+	if s.st.has(stCommitted) {
 		s.m.logger.Error("session: Destroy after the response headers were sent is not saved")
 		return ErrHeadersSent
 	}
@@ -448,7 +463,7 @@ func (s *Session) Destroy() error {
 // destroyLocked is Destroy for a caller that holds s.mu.
 func (s *Session) destroyLocked() {
 	// No load is needed to destroy: the id is known from the cookie.
-	if s.fromClient && !slices.Contains(s.dead, s.id) {
+	if s.st.has(stFromClient) && !slices.Contains(s.dead, s.id) {
 		s.dead = append(s.dead, s.id)
 	}
 	if s.renewFrom != "" && !slices.Contains(s.dead, s.renewFrom) {
@@ -458,11 +473,13 @@ func (s *Session) destroyLocked() {
 		s.dead = append(s.dead, s.id) // written earlier in this request (Pop)
 	}
 	s.renewFrom, s.renewOld = "", nil
-	s.loaded, s.loadErr = true, nil
+	s.st |= stLoaded
+	s.loadErr = nil
 	s.fresh()
-	s.issue = false
-	s.ops, s.cleared, s.dirty, s.wrote = nil, false, false, false
-	s.destroyed = true
+	s.st &^= stIssue
+	s.ops = nil
+	s.st &^= stCleared | stDirty | stWrote
+	s.st |= stDestroyed
 }
 
 // RememberMe chooses the cookie's lifetime for this session: true (the
@@ -479,16 +496,16 @@ func (s *Session) RememberMe(remember bool) error {
 		return nil
 	}
 	s.p.Transient = !remember
-	s.remember = true
-	s.dirty = true
+	s.st |= stRemember
+	s.st |= stDirty
 	return nil
 }
 
 // ID returns the session's id as the store knows it (a hash of the
 // client's token, not the token): safe to show, log or use as a handle.
-// With a custom [Options.Hasher], whose store ids may be the token itself,
-// it is a hash of the store id instead. It loads the session, and is ""
-// if that failed.
+// With a [TokenCodec] that names store ids (its StoreID method), whose
+// ids may be the token itself, it is a hash of the store id instead. It
+// loads the session, and is "" if that failed.
 func (s *Session) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -640,7 +657,7 @@ func (s *Session) GetBytes(key string) []byte {
 // unbinds (and renews) the session; binding it to the user it already has
 // does nothing.
 //
-// A user id is valid UTF-8 of at most [maxUserIDLen] bytes with no control
+// A user id is valid UTF-8 of at most 256 bytes with no control
 // characters; any other id is refused with an error wrapping
 // [ErrInvalidUserID], on every backend alike, and the session is left as
 // it was. Use your database's primary key, a UUID or an email address.
@@ -680,7 +697,7 @@ func (s *Session) UserID() string {
 func (s *Session) endIfUser(userID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.load() != nil || s.p.UserID != userID || s.committed {
+	if s.load() != nil || s.p.UserID != userID || s.st.has(stCommitted) {
 		return
 	}
 	s.destroyLocked()
@@ -688,6 +705,6 @@ func (s *Session) endIfUser(userID string) {
 
 func (s *Session) abandon() {
 	s.mu.Lock()
-	s.committed = true
+	s.st |= stCommitted
 	s.mu.Unlock()
 }

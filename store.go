@@ -96,7 +96,7 @@ type Record struct {
 //     ping every store: one that is not a Pinger always looks healthy, so
 //     requests move back to it after RecoverAfter probes even while it is
 //     down. DeleteExpired cleans every store that is a Cleaner.
-//   - [Open], [CheckHealth] and sessionctl ping with Pinger (a
+//   - [Open], package health and sessionctl ping with Pinger (a
 //     store without it counts as reachable), count with Counter (no
 //     session count without it), and [Backend.Close] closes with io.Closer.
 //     Without Cleaner, expired records are still never returned, but stay
@@ -228,6 +228,8 @@ type UserIndex interface {
 
 // UserRecord is one record listed by [UserIndex.ListUser].
 type UserRecord struct {
+	// ID is the record's store id, as Get takes it.
 	ID string
+	// Record is the record, its UserID filled in.
 	Record
 }

@@ -102,7 +102,7 @@ var tombstone = []byte("\x00sessionkit/session:tombstone\x00")
 // It counts its operations ([Stats]: Fallbacks counts reads the cache
 // could not answer because it failed, was skipped or could not be
 // trusted; CacheHits and CacheMisses count reads answered by the cache
-// and by the source), and [CheckHealth] reports the cache, not required,
+// and by the source), and package health reports the cache, not required,
 // and the source, required and active.
 //
 // Limits: the ids whose cache write failed are remembered per process. A

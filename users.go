@@ -185,7 +185,7 @@ func (m *Manager) UserSessions(ctx context.Context, userID string) ([]UserSessio
 	curID := ""
 	if cur := m.current(ctx); cur != nil {
 		cur.mu.Lock()
-		if cur.fromClient || cur.stored != nil {
+		if cur.st.has(stFromClient) || cur.stored != nil {
 			curID = cur.id
 		}
 		cur.mu.Unlock()

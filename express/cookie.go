@@ -50,6 +50,12 @@ func sign(secret []byte, sid string) string {
 // [session.TokenCodec]).
 func (*cookieCodec) NewToken() string { return newSID() }
 
+// StoreID is the identity (see [session.TokenCodec]): connect-redis and
+// connect-pg-simple key records by the raw sid. It also makes
+// Session.ID show a hash of the sid, never what (with the secret) is a
+// cookie.
+func (*cookieCodec) StoreID(sid string) string { return sid }
+
 // Encode implements [session.TokenCodec].
 func (c *cookieCodec) Encode(_, sid string) (string, error) {
 	return encodeURIComponent("s:" + sid + "." + sign(c.secrets[0], sid)), nil

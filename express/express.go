@@ -9,7 +9,7 @@
 //     "s:<sid>.<sig>", URL-encoded, signed with cookie-signature's
 //     HMAC-SHA256 by a list of verbatim secrets; its NewToken makes sids
 //     of express's shape;
-//   - the store id is the raw sid (an identity [session.TokenHasher]), as
+//   - the store id is the raw sid (the TokenCodec's StoreID method), as
 //     connect-redis and connect-pg-simple key it, so [session.Session.ID]
 //     shows a hash of it;
 //   - the payload is express's JSON (a [session.Codec]): the app's keys
@@ -61,9 +61,9 @@ const DefaultCookieName = "connect.sid"
 //     the originalMaxAge written into records; Cookie's Path, Domain,
 //     SameSite, Secure and AllowScript are written into the record's
 //     cookie object of sessions Go creates, as express would.
-//   - Keys, TokenCodec, Hasher and Codec must be unset: the mode supplies
-//     the last three (and needs no Keys). TokenHeader must be unset:
-//     express has no header transport. KeepUnreadable is always set.
+//   - Keys, TokenCodec and Codec must be unset: the mode supplies the
+//     last two (and needs no Keys). TokenHeader must be unset: express
+//     has no header transport. KeepUnreadable is always set.
 //   - Lifetime must be unset: an express record has no creation time, so
 //     there is no absolute lifetime.
 //
@@ -82,8 +82,8 @@ func New(store session.Store, secrets []string, opts session.Options) (*session.
 		return nil, errors.New("express: New: express-session needs a secret")
 	}
 	switch {
-	case len(opts.Keys) > 0, opts.TokenCodec != nil, opts.Hasher != nil, opts.Codec != nil:
-		return nil, errors.New("express: New: Keys, TokenCodec, Hasher and Codec are the express mode's own; leave them unset")
+	case len(opts.Keys) > 0, opts.TokenCodec != nil, opts.Codec != nil:
+		return nil, errors.New("express: New: Keys, TokenCodec and Codec are the express mode's own; leave them unset")
 	case opts.TokenHeader != "":
 		return nil, errors.New("express: New: express-session has no header transport; leave TokenHeader unset")
 	case opts.Lifetime != 0:
@@ -112,7 +112,6 @@ func New(store session.Store, secrets []string, opts session.Options) (*session.
 		return nil, err
 	}
 	opts.TokenCodec = tokens
-	opts.Hasher = identity{}
 	c := &codec{maxAge: opts.IdleTimeout}
 	opts.Codec = c
 	opts.KeepUnreadable = true // a record Go cannot read may be Node's
@@ -157,10 +156,3 @@ func newSID() string {
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-// identity is the store ids of connect-redis and connect-pg-simple: the
-// raw sid. Being a custom Hasher, it makes Session.ID show a hash of the
-// sid, never what (with the secret) is a cookie.
-type identity struct{}
-
-func (identity) StoreID(token string) string { return token }

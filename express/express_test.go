@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionkit/session"
 	"github.com/sessionkit/session/express"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
 
@@ -200,7 +201,6 @@ func TestRefuses(t *testing.T) {
 		"no secret": {mem, nil, session.Options{}},
 		"lifetime":  {mem, []string{"s"}, session.Options{Lifetime: time.Hour}},
 		"keys":      {mem, []string{"s"}, session.Options{Keys: []session.KeyPair{{Hash: make([]byte, 32)}}}},
-		"hasher":    {mem, []string{"s"}, session.Options{Hasher: plainHasher{}}},
 		"header":    {mem, []string{"s"}, session.Options{TokenHeader: "X-Session"}},
 		"tiered":    {tiered, []string{"s"}, session.Options{}},
 	} {
@@ -212,10 +212,6 @@ func TestRefuses(t *testing.T) {
 		t.Errorf("tiered: %v, want errors.ErrUnsupported", err)
 	}
 }
-
-type plainHasher struct{}
-
-func (plainHasher) StoreID(token string) string { return token }
 
 // TestRefusesSessionLayouts: package session's own Redis and Postgres
 // stores, bare or as session.Open returns them (instrumented, or composed
@@ -400,7 +396,7 @@ func TestConfig(t *testing.T) {
 		}
 		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 	}
-	c, err := session.ConfigFromLookup(env("SESSION_TABLE_LAYOUT", "prisma", "SESSION_COOKIE_NAME", "app.sid",
+	c, err := session.ConfigFromEnv(env("SESSION_TABLE_LAYOUT", "prisma", "SESSION_COOKIE_NAME", "app.sid",
 		"SESSION_SECRET", "short", "SESSION_SECRET_PREVIOUS", "old,older"))
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +411,7 @@ func TestConfig(t *testing.T) {
 		{"SESSION_TABLE_LAYOUT", "prisma", "SESSION_BACKEND", "tiered", "REDIS_URL", "redis://x", "DATABASE_URL", "postgres://x/y"},
 		{"SESSION_SECRET", "s", "SESSION_SECRET_PREVIOUS", "short"}, // outside the express mode, 32 bytes still
 	} {
-		if _, err := session.ConfigFromLookup(env(bad...)); err == nil {
+		if _, err := session.ConfigFromEnv(env(bad...)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
@@ -468,3 +464,20 @@ func (j jsonData) Count(ctx context.Context) (int64, error)         { return j.s
 func (j jsonData) DeleteExpired(ctx context.Context) (int64, error) { return j.s.DeleteExpired(ctx) }
 func (j jsonData) Ping(ctx context.Context) error                   { return j.s.Ping(ctx) }
 func (j jsonData) Close() error                                     { return j.s.Close() }
+
+// TestHealthNames: a health report names the express stores as it names
+// package session's, by their String: the backend and its address.
+func TestHealthNames(t *testing.T) {
+	rs := newExpressRedisStore(t)
+	pool := expressPool(t)
+	ps, err := express.OpenPostgres(t.Context(), pool, createExpressTable(t, pool, express.LayoutConnectPgSimple), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, store := range map[string]session.Store{"redis": rs, "postgres": ps} {
+		rep := health.Check(t.Context(), store, health.Options{})
+		if len(rep.Backends) != 1 || rep.Backends[0].Name != want || rep.Backends[0].Addr == "" || rep.Status != health.OK {
+			t.Errorf("%T: health %+v, want one %s backend with its address, up", store, rep, want)
+		}
+	}
+}

@@ -176,7 +176,7 @@ verify, or no live session); 5 degraded (doctor: the app would fall back)
 // config reads the environment as the app does. On error it reports and
 // returns false; the caller exits with exitConfig.
 func (c *cli) config() (session.Config, bool) {
-	cfg, err := session.ConfigFromLookup(c.lookup)
+	cfg, err := session.ConfigFromEnv(c.lookup)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "sessionctl: configuration: %v\n", err)
 		return session.Config{}, false

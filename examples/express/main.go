@@ -90,7 +90,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), logger *slog
 		}
 		return v, ok
 	}
-	cfg, err := session.ConfigFromLookup(withDefaults)
+	cfg, err := session.ConfigFromEnv(withDefaults)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/health"
 )
 
 func main() {
@@ -63,7 +64,7 @@ func run(logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	cfg, err := session.ConfigFromEnv() // validates; never echoes a password or the secret
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // validates; never echoes a password or the secret
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func newApp(cfg session.Config, backend *session.Backend, adminToken, trustProxy
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", sessions.Handler(api))
-	mux.Handle("GET /healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
+	mux.Handle("GET /healthz", health.Handler(backend.Store, health.Options{}))
 	mux.Handle("GET /admin/sessions/stats", adminOnly(adminToken, statsHandler(backend)))
 	return mux, nil
 }
@@ -207,16 +208,16 @@ func adminOnly(token string, h http.Handler) http.Handler {
 
 // statsJSON is the answer of /admin/sessions/stats.
 type statsJSON struct {
-	Backend  string                  `json:"backend"` // chosen backend or mode
-	Active   string                  `json:"active"`  // where requests go now
-	Status   session.HealthStatus    `json:"status"`  // ok, degraded, down
-	Backends []session.BackendHealth `json:"backends"`
-	Stats    session.Stats           `json:"stats"`
+	Backend  string           `json:"backend"` // chosen backend or mode
+	Active   string           `json:"active"`  // where requests go now
+	Status   health.Status    `json:"status"`  // ok, degraded, down
+	Backends []health.Backend `json:"backends"`
+	Stats    session.Stats    `json:"stats"`
 }
 
 func statsHandler(backend *session.Backend) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rep := session.CheckHealth(r.Context(), backend.Store, session.HealthOptions{CountSessions: true, Timeout: 10 * time.Second})
+		rep := health.Check(r.Context(), backend.Store, health.Options{CountSessions: true, Timeout: 10 * time.Second})
 		code := http.StatusOK
 		if !rep.Healthy() {
 			code = http.StatusServiceUnavailable

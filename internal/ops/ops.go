@@ -55,6 +55,12 @@ var (
 	// StoreID is the default store id of a token.
 	StoreID func(token string) string
 
+	// Components lists the backends of store (a session.Store): those a
+	// tiered or failover store is made of, or the store itself.
+	Components func(store any) []Component
+	// Active names the backend of store that requests go to.
+	Active func(store any) string
+
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
@@ -123,4 +129,12 @@ func (a Attempt) String() string {
 		s += ": " + a.Reason
 	}
 	return s
+}
+
+// Component is one backend inside a store. Store is a session.Store.
+type Component struct {
+	Name     string
+	Addr     string
+	Store    any
+	Required bool
 }

@@ -20,12 +20,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
 	"github.com/sessionkit/session/express"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
 
 // Quick start (a func main outside package main is an ordinary function).
 func main() {
-	cfg, err := session.ConfigFromEnv() // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // REDIS_URL, DATABASE_URL, SESSION_SECRET, APP_ENV, …
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestMyStore(t *testing.T) {
 }
 
 func choosingABackend(ctx context.Context) {
-	cfg, err := session.ConfigFromEnv() // validates everything, no I/O
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // validates everything, no I/O
 	if err != nil {
 		log.Fatal(err) // never contains a password or the secret
 	}
@@ -117,7 +118,7 @@ func choosingABackend(ctx context.Context) {
 	}
 	defer backend.Close()
 	store := backend.Store // give this to the middleware
-	http.Handle("/healthz", session.HealthHandler(backend.Store, session.HealthOptions{}))
+	http.Handle("/healthz", health.Handler(backend.Store, health.Options{}))
 	expvar.Publish("sessions", expvar.Func(func() any { return backend.Stats() })) // on /debug/vars
 	_ = store
 }
@@ -170,7 +171,7 @@ func usersSessions(ctx context.Context, r *http.Request, sessions *session.Manag
 
 // Moving from express-session.
 func expressMode(ctx context.Context, mux *http.ServeMux) error {
-	cfg, err := session.ConfigFromEnv() // SESSION_TABLE_LAYOUT=connect-pg-simple or prisma; REDIS_URL or DATABASE_URL; SESSION_SECRET
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // SESSION_TABLE_LAYOUT=connect-pg-simple or prisma; REDIS_URL or DATABASE_URL; SESSION_SECRET
 	if err != nil {
 		return err
 	}
