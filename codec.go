@@ -233,10 +233,12 @@ func (JSONCodec) DecodeMeta(data []byte) ([]byte, error) {
 }
 
 // Lookup implements the optional method of [Codec]. The last of duplicate
-// keys wins, as in encoding/json.
+// keys wins, as in encoding/json. It trusts that DecodeMeta checked data
+// (it scans, it does not validate again), and finds nothing in bytes that
+// are not a record.
 func (JSONCodec) Lookup(data []byte, key string) (any, bool) {
-	raw, err := valuesOf(data)
-	if err != nil {
+	raw := valuesMember(data)
+	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
 	return lookupJSON(raw, key)
@@ -278,6 +280,18 @@ func checkJSONDepth(data []byte, max int) error {
 // only when the session changes or is listed. This keeps the common request
 // from paying for every value it does not read.
 
+// valuesMember returns the raw value of data's last "values" member, nil
+// when it has none or data is not an object.
+func valuesMember(data []byte) []byte {
+	var raw []byte
+	eachMember(data, func(key, _, v []byte) {
+		if string(key) == "values" {
+			raw = v
+		}
+	})
+	return raw
+}
+
 // valuesOf checks that data is a record of this codec and returns its
 // values object, "{}" when it has none.
 func valuesOf(data []byte) ([]byte, error) {
@@ -289,14 +303,10 @@ func valuesOf(data []byte) ([]byte, error) {
 	if !json.Valid(data) {
 		return nil, fmt.Errorf("%w: not valid JSON", ErrBadPayload)
 	}
-	var raw []byte
-	if !eachMember(data, func(key, _, v []byte) {
-		if string(key) == "values" {
-			raw = v
-		}
-	}) {
+	if data = bytes.TrimSpace(data); len(data) == 0 || data[0] != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrBadPayload)
 	}
+	raw := valuesMember(data)
 	switch {
 	case len(raw) == 0 || string(raw) == "null":
 		return []byte("{}"), nil
