@@ -23,12 +23,14 @@ import (
 //     would hand one client's token to another.
 
 // vary adds the request headers a session-dependent response varies on.
-func (m *Manager) vary(h http.Header) {
+// both is the session's own room for the two default values.
+func (m *Manager) vary(h http.Header, both *[2]string) {
 	if m.opts.TokenHeader == "" && len(h["Vary"]) == 0 && len(h["Cache-Control"]) == 0 {
-		// The common case, with one allocation for both headers (each
-		// capped, so that appending to one never touches the other);
-		// privateCache then finds its default in place.
-		both := []string{"Cookie", "no-store"}
+		// The common case, without an allocation: the values live in
+		// the Session (each capped, so that appending to one never
+		// touches the other); privateCache then finds its default in
+		// place.
+		*both = [2]string{"Cookie", "no-store"}
 		h["Vary"], h["Cache-Control"] = both[0:1:1], both[1:2:2]
 		return
 	}

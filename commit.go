@@ -38,7 +38,7 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	}
 	m := s.m
 	h := w.Header()
-	m.vary(h)
+	m.vary(h, &s.hdr)
 	if s.loadErr != nil {
 		return s.loadErr
 	}

@@ -261,10 +261,13 @@ func (m *Manager) expiry(created, now time.Time) time.Time {
 func (m *Manager) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := m.newSession(r)
-		ctx := context.WithValue(r.Context(), ctxKey{}, s)
-		s.ctx = ctx
-		r = r.WithContext(ctx)
-		sw := &responseWriter{ResponseWriter: w, s: s, r: r}
+		// The context, the writer and the default caching headers live in
+		// the Session: one allocation for all of a request's state.
+		s.vctx = sessionCtx{Context: r.Context(), s: s}
+		s.ctx = &s.vctx
+		r = r.WithContext(s.ctx)
+		s.rw = responseWriter{ResponseWriter: w, s: s, r: r}
+		sw := &s.rw
 		completed := false
 		defer func() {
 			if !completed {

@@ -34,9 +34,12 @@ var ErrTooLarge = errors.New("session: values exceed the size limit")
 // Getters return the zero value when the key is absent, holds another
 // type, or the session could not be loaded (see [Session.Err]).
 type Session struct {
-	m   *Manager
-	ctx context.Context
-	r   *http.Request
+	m    *Manager
+	ctx  context.Context // &vctx in a request
+	vctx sessionCtx
+	rw   responseWriter // the writer the handler gets
+	hdr  [2]string      // the default Vary and Cache-Control values (see vary)
+	r    *http.Request
 
 	mu       sync.Mutex
 	st       state  // what has happened to the session in this request
@@ -119,6 +122,20 @@ func FromContext(ctx context.Context) *Session {
 }
 
 type ctxKey struct{}
+
+// sessionCtx is the request's context with its session under ctxKey, as
+// context.WithValue would make it, but kept inside the Session.
+type sessionCtx struct {
+	context.Context
+	s *Session
+}
+
+func (c *sessionCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c.s
+	}
+	return c.Context.Value(key)
+}
 
 // rawMode reports that the values are still the stored bytes, with this
 // request's changes in s.ops on top. Callers hold s.mu.
