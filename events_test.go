@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/express"
 )
 
 // eventLog records the events a Manager delivers.
@@ -444,7 +445,7 @@ func TestEventsHookPanics(t *testing.T) {
 func TestEventsExpressIDs(t *testing.T) {
 	log := &eventLog{}
 	store := memStore(t)
-	m, err := session.NewExpress(store, []string{"a secret of at least 32 bytes, for the test"}, session.Options{OnEvent: log.add, Logger: discardLogger()})
+	m, err := express.New(store, []string{"a secret of at least 32 bytes, for the test"}, session.Options{OnEvent: log.add, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

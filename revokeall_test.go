@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/express"
 )
 
 // TestRevokeAll: on every backend, directly and through each mode of
@@ -136,7 +137,10 @@ func TestRevokeAllUnsupported(t *testing.T) {
 	if err := m.RevokeAll(bg()); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("four-method store: RevokeAll = %v, want ErrUnsupported", err)
 	}
-	em := expressManager(t, memStore(t), "secret")
+	em, err := express.New(memStore(t), []string{"secret"}, session.Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := em.RevokeAll(bg()); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("express mode: RevokeAll = %v, want ErrUnsupported", err)
 	}

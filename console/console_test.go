@@ -19,6 +19,7 @@ import (
 
 	"github.com/sessionkit/session"
 	"github.com/sessionkit/session/console"
+	"github.com/sessionkit/session/express"
 )
 
 var testKey = session.KeyPair{Hash: []byte("console test key, at least 32 bytes long")}
@@ -547,7 +548,7 @@ func TestStoreFailures(t *testing.T) {
 // the session's token, so the console neither looks one up nor shows one.
 func TestExpressModeHidesStoreIDs(t *testing.T) {
 	store := memStore(t)
-	m, err := session.NewExpress(store, []string{"keyboard cat"}, session.Options{Logger: slog.New(slog.DiscardHandler)})
+	m, err := express.New(store, []string{"keyboard cat"}, session.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

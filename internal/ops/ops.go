@@ -1,5 +1,6 @@
-// Package ops is how cmd/sessionctl reaches what package session keeps
-// unexported: what an operator's tool needs and an app never should.
+// Package ops is how cmd/sessionctl, and package express, reach what
+// package session keeps unexported: what an operator's tool or a mode
+// built on the package needs and an app never should.
 // Package session sets every variable here in its init, so a program that
 // imports both finds them set. Where a type of package session cannot be
 // named here (it would be an import cycle), the doc says what to assert.
@@ -52,8 +53,9 @@ var (
 	Attempts func(backend any) []Attempt
 
 	// IDsAreSecret reports whether manager's (a *session.Manager's) store
-	// ids are worth as much as cookies (the express-session mode keeps
-	// the raw session id): then no tool may display or look up one.
+	// ids may be worth as much as cookies: its TokenCodec names its
+	// records itself (package express keys them by the raw session id).
+	// Then no tool may display or look up one.
 	IDsAreSecret func(manager any) bool
 
 	// Candidates returns the backends cfg (a session.Config) configures,
@@ -95,6 +97,14 @@ var (
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
+
+	// Stores returns the stores store (a session.Store) is made of: the
+	// backends of a tiered or failover composition, the store under
+	// session.Open's instrumentation, or store itself; each a
+	// session.Store. Package express refuses, at startup, the stores
+	// that would write a layout Node cannot read; their types are
+	// unexported, so only package session can see inside them.
+	Stores func(store any) []any
 )
 
 // Record is what DecodeRecord finds in a record.
