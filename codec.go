@@ -16,10 +16,14 @@ import (
 // meta is the manager's own facts about the session (when it was created,
 // whether its cookie is a browser-session one, the user it is bound to and
 // what [Options.Metadata] records): a JSON object that a codec keeps as it
-// is and gives back from Decode. A codec never interprets it, so a fact a
-// later version of this package adds survives any codec. Decode may return
-// an object with more members than Encode was given (the built-in codec
-// returns the whole record); the manager ignores members it does not know.
+// is and gives back from Decode. A codec need not interpret it, so a fact
+// a later version of this package adds survives any codec that keeps it.
+// (A codec for another program's record format, which has nowhere to keep
+// it, may read the members it can map instead, as package express does
+// with "transient" and "user", and give back what it can; the manager
+// requires only "created".) Decode may return an object with more members
+// than Encode was given (the built-in codec returns the whole record); the
+// manager ignores members it does not know.
 // values are the handler's.
 //
 // Implementations must be safe for concurrent use, and Decode must return

@@ -286,8 +286,8 @@ func (s *Session) save(ctx context.Context, exp time.Time) (gone bool, err error
 			s.stored = rec.Data
 		}
 		p, err := m.decode(base)
-		if err != nil && m.keepForeign {
-			return false, err // another program's record: never overwritten
+		if err != nil && m.opts.KeepUnreadable {
+			return false, unreadable(err) // maybe another program's: never overwritten
 		}
 		if err != nil {
 			p = payload{Values: map[string]any{}, CreatedAt: s.p.CreatedAt}
@@ -453,6 +453,15 @@ func (s *Session) encode() ([]byte, error) {
 	return data, nil
 }
 
+// unreadable is err, a Codec's error on a record kept as it is
+// (Options.KeepUnreadable), wrapping ErrBadPayload whatever the codec.
+func unreadable(err error) error {
+	if errors.Is(err, ErrBadPayload) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrBadPayload, err)
+}
+
 // backoff sleeps a little longer on each attempt, with jitter so that
 // colliding requests spread out.
 func backoff(ctx context.Context, attempt int) error {
@@ -504,9 +513,11 @@ func (s *Session) load() error {
 	} else {
 		p, err = s.m.decode(rec.Data)
 	}
-	if err != nil && s.m.keepForeign {
-		// Another program's record (see NewExpress): never destroyed
-		// or overwritten by a request that cannot read it.
+	if err != nil && s.m.opts.KeepUnreadable {
+		// Maybe another program's record (see Options.KeepUnreadable):
+		// never destroyed or overwritten by a request that cannot read
+		// it.
+		err = unreadable(err)
 		s.loadErr = err
 		s.p.Values = map[string]any{}
 		return err

@@ -34,6 +34,14 @@ const (
 	ModeFailover Mode = "failover"
 )
 
+// The values of SESSION_TABLE_LAYOUT: the table layouts of package
+// express (express.LayoutConnectPgSimple, express.LayoutPrisma), which
+// this package only validates.
+const (
+	layoutConnectPgSimple = "connect-pg-simple"
+	layoutPrisma          = "prisma"
+)
+
 // minSecretLen is the shortest SESSION_SECRET accepted in production, and
 // the shortest secret [KeyFromSecret] takes.
 const minSecretLen = 32
@@ -94,8 +102,9 @@ type Config struct {
 	// CookieName is SESSION_COOKIE_NAME, "" for the Manager's default.
 	CookieName string
 	// TableLayout is SESSION_TABLE_LAYOUT: "" for the package's own
-	// layout, or LayoutConnectPgSimple or LayoutPrisma for the
-	// express-session mode ([OpenExpressStore], [NewExpress]).
+	// layout, or "connect-pg-simple" or "prisma" for the express-session
+	// mode of package [github.com/sessionkit/session/express], whose
+	// OpenStore reads it.
 	TableLayout string
 }
 
@@ -123,7 +132,7 @@ type Config struct {
 //	SESSION_TABLE_LAYOUT         connect-pg-simple or prisma: the express-session
 //	                               mode; SESSION_TABLE then defaults to session,
 //	                               SESSION_REDIS_PREFIX to sess:, and secrets may
-//	                               be short (NewExpress warns)
+//	                               be short (express.New warns)
 //
 // Everything is validated now: a malformed URL, an unknown mode, a bad
 // boolean or a missing or short secret in production is an error that
@@ -201,9 +210,9 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 
 	c.TableLayout = strings.ToLower(get("SESSION_TABLE_LAYOUT"))
 	switch c.TableLayout {
-	case "", LayoutConnectPgSimple, LayoutPrisma:
+	case "", layoutConnectPgSimple, layoutPrisma:
 	default:
-		bad("SESSION_TABLE_LAYOUT=%q: want %s or %s", c.TableLayout, LayoutConnectPgSimple, LayoutPrisma)
+		bad("SESSION_TABLE_LAYOUT=%q: want %s or %s", c.TableLayout, layoutConnectPgSimple, layoutPrisma)
 	}
 	express := c.TableLayout != "" // express-session's secrets are verbatim, of any length
 	c.CookieName = get("SESSION_COOKIE_NAME")

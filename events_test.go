@@ -2,10 +2,6 @@ package session_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -439,31 +435,3 @@ func TestEventsHookPanics(t *testing.T) {
 	log.await(t, session.EventCreated, a.storeID(c), time.Second)
 }
 
-// TestEventsExpressIDs: in the express-session mode, where the store id is
-// the token, events show what Session.ID shows instead.
-func TestEventsExpressIDs(t *testing.T) {
-	log := &eventLog{}
-	store := memStore(t)
-	m, err := session.NewExpress(store, []string{"a secret of at least 32 bytes, for the test"}, session.Options{OnEvent: log.add, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	var id string
-	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := session.From(r)
-		s.Put("k", "v")
-		id = s.ID()
-		io.WriteString(w, "ok")
-	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	e := log.await(t, session.EventCreated, id, time.Second)
-	for _, c := range rec.Result().Cookies() {
-		if sid, _, _ := strings.Cut(strings.TrimPrefix(c.Value, "s%3A"), "."); strings.Contains(e.ID, sid) {
-			t.Fatalf("the event carries the express sid: %+v", e)
-		}
-	}
-}
-
-var _ = errors.New

@@ -50,6 +50,24 @@ func (sha256Hasher) StoreID(token string) string {
 
 // TokenCodec turns a token into the value a client carries (the cookie
 // value, or the header token) and back, refusing values it did not make.
+//
+// A TokenCodec may also have these methods, which the manager then uses
+// for a format that shares a store with another program (the
+// express-session mode of package
+// [github.com/sessionkit/session/express] has both):
+//
+//	// NewToken returns the token of a new session, instead of the
+//	// manager's own (32 bytes from crypto/rand, base64url), for tokens
+//	// of another shape. They must be unguessable (at least 128 bits
+//	// from crypto/rand) and never repeat.
+//	NewToken() string
+//	// StoreID returns the store id of token, instead of the hex
+//	// SHA-256 of the token, which makes a dump of the store useless as
+//	// cookies: to keep the other program's ids (express-session keys
+//	// records by the raw session id). The manager cannot know that
+//	// these ids do not reveal the token, so [Session.ID] then shows a
+//	// hash of the store id, never the store id.
+//	StoreID(token string) string
 type TokenCodec interface {
 	// Encode returns the value that carries token in the cookie (or
 	// header) called name.
@@ -62,14 +80,7 @@ type TokenCodec interface {
 	Decode(name, value string) (token string, rotate bool, err error)
 }
 
-// A TokenCodec may also have this method, which the manager then uses to
-// name a token's record in the store; without it the store id is the hex
-// SHA-256 of the token, so that a dump of the store is useless as cookies.
-// A codec that shares a store with another program uses it to keep that
-// program's ids (express-session keys records by the raw session id).
-//
-//	// StoreID returns the store id of token.
-//	StoreID(token string) string
+// storeIDer is a [TokenCodec] with the optional StoreID method.
 type storeIDer interface {
 	StoreID(token string) string
 }

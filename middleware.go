@@ -96,6 +96,16 @@ type Options struct {
 	// Codec encodes values for the store. The default is [JSONCodec].
 	Codec Codec
 
+	// KeepUnreadable leaves a stored record that the Codec cannot decode
+	// as it is, for a store shared with another program that may write
+	// records this manager cannot read: the request fails with
+	// [ErrBadPayload] (the default ErrorHandler answers 500), and the
+	// record is never destroyed or overwritten. The default, false,
+	// treats such a record as garbage: it is destroyed and the client
+	// gets a fresh session, so that a corrupt record does not fail every
+	// request that carries its cookie.
+	KeepUnreadable bool
+
 	// MaxSize caps a session's encoded size in bytes; a larger session is
 	// not saved and the request fails with [ErrTooLarge]. The default (0)
 	// is 64 KiB; a negative value is an error.
@@ -181,7 +191,8 @@ type Options struct {
 	// saved. It is called before any of the handler's output has been
 	// sent, and that output is then discarded. The default logs the error
 	// and answers 503 Service Unavailable (413 for ErrTooLarge, 409 for
-	// ErrConflict, 403 for ErrTooManySessions, 500 for ErrEncode).
+	// ErrConflict, 403 for ErrTooManySessions, 500 for ErrEncode and
+	// ErrBadPayload).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -199,16 +210,14 @@ type Manager struct {
 	stats   managerStats
 	cas     CompareAndSetter // the store's, or nil
 
+	newToken func() string               // the TokenCodec's NewToken, or nil: the package's newToken
+	publicID func(storeID string) string // what Session.ID shows: handle with the TokenCodec's StoreID, nil for the store id
+
 	epoch   *epochState // nil: RevokeAll is unsupported, for the reason in noEpoch
 	noEpoch error
 	events  *eventQueue // nil: no OnEvent
 	bg      background
 	unwatch []func() // stop the store's expiry reports to this manager
-
-	// Set by NewExpress; zero in the default mode.
-	newToken    func() string               // tokens of another shape than newToken's
-	publicID    func(storeID string) string // what Session.ID shows when the store id is the token
-	keepForeign bool                        // a record that does not decode may be another program's: never destroyed or overwritten
 }
 
 // New returns a Manager that keeps sessions in store. It returns an error
@@ -270,11 +279,17 @@ func New(store Store, opts Options) (*Manager, error) {
 		opts.TokenCodec = c
 	}
 	m := &Manager{store: store, opts: opts, tokens: opts.TokenCodec, codec: opts.Codec, logger: opts.Logger}
+	if g, ok := opts.TokenCodec.(interface{ NewToken() string }); ok {
+		m.newToken = g.NewToken // see TokenCodec
+	}
 	m.cas, _ = store.(CompareAndSetter)
 	m.lazy, _ = opts.Codec.(lazyCodec)
 	m.storeID = sha256Hasher{}.StoreID
 	if s, ok := opts.TokenCodec.(storeIDer); ok {
 		m.storeID = s.StoreID
+		// Its store ids may reveal the token: Session.ID shows a hash
+		// of them (see TokenCodec).
+		m.publicID = handle
 	}
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {
@@ -358,6 +373,13 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 	}
 	if errors.Is(err, ErrEncode) {
 		m.logger.Error("session: a value put in the session cannot be encoded", "error", err, "path", r.URL.Path)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	if errors.Is(err, ErrBadPayload) {
+		// Only with Options.KeepUnreadable: otherwise such a record is
+		// destroyed and the client gets a fresh session.
+		m.logger.Error("session: stored session does not decode; left as it is (Options.KeepUnreadable)", "error", err, "path", r.URL.Path)
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
 	}

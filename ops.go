@@ -8,8 +8,8 @@ import (
 	"github.com/sessionkit/session/internal/ops"
 )
 
-// What cmd/sessionctl needs of this package and no app does, through
-// internal/ops.
+// What cmd/sessionctl and package express need of this package and no
+// app does, through internal/ops.
 func init() {
 	ops.Candidates = func(cfg any) ([]ops.Candidate, error) {
 		cands, err := cfg.(Config).candidates(OpenOptions{})
@@ -78,6 +78,14 @@ func init() {
 		return c.Encode(name, token)
 	}
 	ops.StoreID = sha256Hasher{}.StoreID
+	ops.Stores = func(store any) []any {
+		cs := components(store.(Store))
+		out := make([]any, len(cs))
+		for i, c := range cs {
+			out[i] = c.Store
+		}
+		return out
+	}
 }
 
 // checked stands for a store whose check passed, for ops.Try: the caller

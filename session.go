@@ -548,9 +548,9 @@ func (s *Session) RememberMe(remember bool) error {
 
 // ID returns the session's id as the store knows it (a hash of the
 // client's token, not the token): safe to show, log or use as a handle.
-// Where the store's id is the token itself (the express-session mode), it
-// is a hash of it instead. It loads the session, and is "" if that
-// failed.
+// With a [TokenCodec] that names store ids (its StoreID method), whose
+// ids may be the token itself, it is a hash of the store id instead. It
+// loads the session, and is "" if that failed.
 func (s *Session) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

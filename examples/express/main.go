@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/express"
 )
 
 func main() {
@@ -85,7 +86,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), logger *slog
 		if k == "SESSION_TABLE_LAYOUT" && v == "" {
 			// The express-session mode, whichever store: its defaults
 			// (table session, prefix sess:) and verbatim secrets.
-			return session.LayoutConnectPgSimple, true
+			return express.LayoutConnectPgSimple, true
 		}
 		return v, ok
 	}
@@ -93,7 +94,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), logger *slog
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := session.OpenExpressStore(ctx, cfg)
+	store, err := express.OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,7 +104,7 @@ func setup(ctx context.Context, lookup func(string) (string, bool), logger *slog
 		}
 		return nil
 	}
-	m, err := session.NewExpress(store, cfg.ExpressSecrets(), session.Options{
+	m, err := express.New(store, express.Secrets(cfg), session.Options{
 		CookieName:  cfg.CookieName,
 		IdleTimeout: 24 * time.Hour,
 		// rolling: true. Every request with a session moves its expiry

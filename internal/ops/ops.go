@@ -1,5 +1,6 @@
-// Package ops is how cmd/sessionctl reaches what package session keeps
-// unexported: what an operator's tool needs and an app never should.
+// Package ops is how cmd/sessionctl, and package express, reach what
+// package session keeps unexported: what an operator's tool or a mode
+// built on the package needs and an app never should.
 // Package session sets every variable here in its init, so a program that
 // imports both finds them set. Where a type of package session cannot be
 // named here (it would be an import cycle), the doc says what to assert.
@@ -63,6 +64,14 @@ var (
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
+
+	// Stores returns the stores store (a session.Store) is made of: the
+	// backends of a tiered or failover composition, the store under
+	// session.Open's instrumentation, or store itself; each a
+	// session.Store. Package express refuses, at startup, the stores
+	// that would write a layout Node cannot read; their types are
+	// unexported, so only package session can see inside them.
+	Stores func(store any) []any
 )
 
 // Record is what DecodeRecord finds in a record.

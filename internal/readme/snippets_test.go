@@ -10,15 +10,18 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/express"
 	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
@@ -166,6 +169,27 @@ func usersSessions(ctx context.Context, r *http.Request, sessions *session.Manag
 	n, err = sessions.RevokeUser(ctx, userID) // password change, ban: everywhere
 	_ = n
 	return err
+}
+
+// Moving from express-session.
+func expressMode(ctx context.Context, mux *http.ServeMux) error {
+	cfg, err := session.ConfigFromEnv(os.LookupEnv) // SESSION_TABLE_LAYOUT=connect-pg-simple or prisma; REDIS_URL or DATABASE_URL; SESSION_SECRET
+	if err != nil {
+		return err
+	}
+	store, err := express.OpenStore(ctx, cfg) // Node's store: connect-redis keys, or connect-pg-simple or Prisma rows
+	if err != nil {
+		return err
+	}
+	defer store.(io.Closer).Close()
+	sessions, err := express.New(store, express.Secrets(cfg), session.Options{
+		IdleTimeout:   24 * time.Hour,  // the Node app's cookie.maxAge
+		TouchInterval: time.Nanosecond, // rolling: true
+	})
+	if err != nil {
+		return err
+	}
+	return http.ListenAndServe(":3001", sessions.Handler(mux))
 }
 
 // Security operations.

@@ -1,19 +1,23 @@
-package session
+package express
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sessionkit/session"
 )
 
-// Table layouts an [ExpressPostgresStore] reads and writes, the values of
-// SESSION_TABLE_LAYOUT.
+// Table layouts a [PostgresStore] reads and writes, the values of
+// SESSION_TABLE_LAYOUT ([session.Config.TableLayout]).
 const (
 	// LayoutConnectPgSimple is connect-pg-simple's table:
 	// "session"(sid varchar PRIMARY KEY, sess json NOT NULL, expire
@@ -27,10 +31,9 @@ const (
 	LayoutPrisma = "prisma"
 )
 
-// ExpressPostgresStore is a [Store] on an existing connect-pg-simple or
-// Prisma express-session table, for the express-session mode
-// ([NewExpress]). It never creates, migrates or alters the table:
-// [OpenExpressPostgres] checks that the columns are there with usable types
+// PostgresStore is a [session.Store] on an existing connect-pg-simple or
+// Prisma express-session table, for the express-session mode ([New]). It
+// never creates, migrates or alters the table: [OpenPostgres] checks that the columns are there with usable types
 // and says what is missing.
 //
 // The id is the raw sid, sess holds express's JSON, and expire is the
@@ -44,9 +47,10 @@ const (
 // still merge their concurrent writes; connect-pg-simple's writes are
 // plain upserts, and between Node and Go the last writer wins.
 //
-// It implements [CompareAndSetter], [Counter], [Cleaner], [Pinger] and
-// [io.Closer]; not [UserIndex].
-type ExpressPostgresStore struct {
+// It implements [session.CompareAndSetter], [session.Counter],
+// [session.Cleaner], [session.Pinger] and [io.Closer]; not
+// [session.UserIndex].
+type PostgresStore struct {
 	pool     *pgxpool.Pool
 	ownsPool bool
 	table    string
@@ -56,29 +60,29 @@ type ExpressPostgresStore struct {
 	qCASInsert, qCASUpdate, qCASDelete                          string
 }
 
-// OpenExpressPostgres returns an ExpressPostgresStore on table (default
-// "session", optionally schema-qualified) in layout (default
+// OpenPostgres returns a PostgresStore on table (default "session",
+// optionally schema-qualified) in layout (default
 // [LayoutConnectPgSimple]), after checking the table's columns and key.
 // The caller keeps ownership of pool.
-func OpenExpressPostgres(ctx context.Context, pool *pgxpool.Pool, table, layout string) (*ExpressPostgresStore, error) {
+func OpenPostgres(ctx context.Context, pool *pgxpool.Pool, table, layout string) (*PostgresStore, error) {
 	if pool == nil {
-		return nil, errors.New("session: OpenExpressPostgres: pool is nil")
+		return nil, errors.New("express: OpenPostgres: pool is nil")
 	}
 	if table == "" {
 		table = "session"
 	}
-	if _, err := checkTable(table); err != nil {
-		return nil, err
+	if !tableName.MatchString(table) {
+		return nil, fmt.Errorf("express: table name %q: want a lower-case SQL identifier, optionally schema-qualified", table)
 	}
 	if layout == "" {
 		layout = LayoutConnectPgSimple
 	}
 	if layout != LayoutConnectPgSimple && layout != LayoutPrisma {
-		return nil, fmt.Errorf("session: table layout %q: want %s or %s", layout, LayoutConnectPgSimple, LayoutPrisma)
+		return nil, fmt.Errorf("express: table layout %q: want %s or %s", layout, LayoutConnectPgSimple, LayoutPrisma)
 	}
 	parts := strings.Split(table, ".")
 	quoted := pgx.Identifier(parts).Sanitize()
-	s := &ExpressPostgresStore{pool: pool, table: table, layout: layout}
+	s := &PostgresStore{pool: pool, table: table, layout: layout}
 	sessType, err := s.check(ctx, quoted)
 	if err != nil {
 		return nil, err
@@ -88,11 +92,11 @@ func OpenExpressPostgres(ctx context.Context, pool *pgxpool.Pool, table, layout 
 }
 
 // check verifies the table's shape and returns the type of sess.
-func (s *ExpressPostgresStore) check(ctx context.Context, quoted string) (string, error) {
+func (s *PostgresStore) check(ctx context.Context, quoted string) (string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, NULL), a.attnotnull, a.atthasdef
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, quoted)
 	if err != nil {
-		return "", fmt.Errorf("session: express table %s: %w", s.table, err)
+		return "", fmt.Errorf("express: table %s: %w", s.table, err)
 	}
 	type col struct {
 		typ            string
@@ -104,20 +108,20 @@ func (s *ExpressPostgresStore) check(ctx context.Context, quoted string) (string
 		var c col
 		if err := rows.Scan(&name, &c.typ, &c.notNull, &c.deflt); err != nil {
 			rows.Close()
-			return "", fmt.Errorf("session: express table %s: %w", s.table, err)
+			return "", fmt.Errorf("express: table %s: %w", s.table, err)
 		}
 		cols[name] = c
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("session: express table %s: %w", s.table, err)
+		return "", fmt.Errorf("express: table %s: %w", s.table, err)
 	}
 	how := "connect-pg-simple's table.sql (or createTableIfMissing)"
 	if s.layout == LayoutPrisma {
 		how = "prisma migrate, from the ExpressSession model"
 	}
 	if len(cols) == 0 {
-		return "", fmt.Errorf("session: express table %s does not exist; create it with %s (this store never creates or alters a table)", s.table, how)
+		return "", fmt.Errorf("express: table %s does not exist; create it with %s (this store never creates or alters a table)", s.table, how)
 	}
 	var problems []string
 	want := func(name string, types ...string) {
@@ -153,22 +157,26 @@ func (s *ExpressPostgresStore) check(ctx context.Context, quoted string) (string
 		err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 			WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnatts = 1 AND a.attname = 'sid')`, quoted).Scan(&unique)
 		if err != nil {
-			return "", fmt.Errorf("session: express table %s: %w", s.table, err)
+			return "", fmt.Errorf("express: table %s: %w", s.table, err)
 		}
 		if !unique {
 			problems = append(problems, `column "sid" is not the primary key (no unique index on it alone)`)
 		}
 	}
 	if len(problems) > 0 {
-		return "", fmt.Errorf("session: express table %s is not a %s table: %s; create it with %s (this store never alters a table)", s.table, s.layout, strings.Join(problems, "; "), how)
+		return "", fmt.Errorf("express: table %s is not a %s table: %s; create it with %s (this store never alters a table)", s.table, s.layout, strings.Join(problems, "; "), how)
 	}
 	return cols["sess"].typ, nil
 }
 
+// tableName is the table names package session accepts: lower-case SQL
+// identifiers, optionally schema-qualified.
+var tableName = regexp.MustCompile(`^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$`)
+
 // build writes the statements. Every expiry is computed in SQL from Unix
 // milliseconds: pgx would write a bound time.Time into a timestamp column
 // as the Go process's local clock.
-func (s *ExpressPostgresStore) build(t, sessType string) {
+func (s *PostgresStore) build(t, sessType string) {
 	toExpire := func(p string) string { return `to_timestamp(` + p + `::float8 / 1000)` }
 	expiresOf := func(alias string) string { return alias + `expire::timestamptz` }
 	upd := ""
@@ -197,63 +205,63 @@ func (s *ExpressPostgresStore) build(t, sessType string) {
 }
 
 // Table returns the table's name; Layout its layout.
-func (s *ExpressPostgresStore) Table() string  { return s.table }
-func (s *ExpressPostgresStore) Layout() string { return s.layout }
+func (s *PostgresStore) Table() string  { return s.table }
+func (s *PostgresStore) Layout() string { return s.layout }
 
-// Get implements [Store].
-func (s *ExpressPostgresStore) Get(ctx context.Context, id string) (Record, error) {
+// Get implements [session.Store].
+func (s *PostgresStore) Get(ctx context.Context, id string) (session.Record, error) {
 	var data string
 	var exp time.Time
 	err := s.pool.QueryRow(ctx, s.qGet, id).Scan(&data, &exp)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Record{}, ErrNotFound
+		return session.Record{}, session.ErrNotFound
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("session: postgres get: %w", err)
+		return session.Record{}, fmt.Errorf("express: postgres get: %w", err)
 	}
-	return Record{Data: []byte(data), Expires: exp}, nil
+	return session.Record{Data: []byte(data), Expires: exp}, nil
 }
 
-// Set implements [Store] with one upsert, as connect-pg-simple's set.
-func (s *ExpressPostgresStore) Set(ctx context.Context, id string, rec Record) error {
+// Set implements [session.Store] with one upsert, as connect-pg-simple's set.
+func (s *PostgresStore) Set(ctx context.Context, id string, rec session.Record) error {
 	if !rec.Expires.After(time.Now()) {
 		return s.Destroy(ctx, id)
 	}
 	if _, err := s.pool.Exec(ctx, s.qSet, id, string(rec.Data), rec.Expires.UnixMilli()); err != nil {
-		return fmt.Errorf("session: postgres set: %w", err)
+		return fmt.Errorf("express: postgres set: %w", err)
 	}
 	return nil
 }
 
-// Destroy implements [Store].
-func (s *ExpressPostgresStore) Destroy(ctx context.Context, id string) error {
+// Destroy implements [session.Store].
+func (s *PostgresStore) Destroy(ctx context.Context, id string) error {
 	if _, err := s.pool.Exec(ctx, s.qDestroy, id); err != nil {
-		return fmt.Errorf("session: postgres destroy: %w", err)
+		return fmt.Errorf("express: postgres destroy: %w", err)
 	}
 	return nil
 }
 
-// Touch implements [Store]: it updates expire only, as connect-pg-simple's
+// Touch implements [session.Store]: it updates expire only, as connect-pg-simple's
 // touch.
-func (s *ExpressPostgresStore) Touch(ctx context.Context, id string, expires time.Time) error {
+func (s *PostgresStore) Touch(ctx context.Context, id string, expires time.Time) error {
 	q, args := s.qTouch, []any{id, expires.UnixMilli()}
 	if !expires.After(time.Now()) {
 		q, args = s.qEnd, []any{id}
 	}
 	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("session: postgres touch: %w", err)
+		return fmt.Errorf("express: postgres touch: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return session.ErrNotFound
 	}
 	return nil
 }
 
-// CompareAndSet implements [CompareAndSetter] with one statement guarded
+// CompareAndSet implements [session.CompareAndSetter] with one statement guarded
 // by the SHA-256 of sess as text (old == nil: an insert that replaces only
 // an expired row).
-func (s *ExpressPostgresStore) CompareAndSet(ctx context.Context, id string, old []byte, rec Record) error {
+func (s *PostgresStore) CompareAndSet(ctx context.Context, id string, old []byte, rec session.Record) error {
 	expired := !rec.Expires.After(time.Now())
 	var q string
 	var args []any
@@ -261,10 +269,10 @@ func (s *ExpressPostgresStore) CompareAndSet(ctx context.Context, id string, old
 	case old == nil && expired:
 		var live bool
 		if err := s.pool.QueryRow(ctx, s.qLive, id).Scan(&live); err != nil {
-			return fmt.Errorf("session: postgres compare-and-set: %w", err)
+			return fmt.Errorf("express: postgres compare-and-set: %w", err)
 		}
 		if live {
-			return ErrConflict
+			return session.ErrConflict
 		}
 		return nil
 	case old == nil:
@@ -278,46 +286,54 @@ func (s *ExpressPostgresStore) CompareAndSet(ctx context.Context, id string, old
 	}
 	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("session: postgres compare-and-set: %w", err)
+		return fmt.Errorf("express: postgres compare-and-set: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrConflict
+		return session.ErrConflict
 	}
 	return nil
 }
 
-// Count implements [Counter].
-func (s *ExpressPostgresStore) Count(ctx context.Context) (int64, error) {
+// Count implements [session.Counter].
+func (s *PostgresStore) Count(ctx context.Context) (int64, error) {
 	var n int64
 	if err := s.pool.QueryRow(ctx, s.qCount).Scan(&n); err != nil {
-		return 0, fmt.Errorf("session: postgres count: %w", err)
+		return 0, fmt.Errorf("express: postgres count: %w", err)
 	}
 	return n, nil
 }
 
-// DeleteExpired implements [Cleaner] with one DELETE, as
+// DeleteExpired implements [session.Cleaner] with one DELETE, as
 // connect-pg-simple's pruning.
-func (s *ExpressPostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
+func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
 	tag, err := s.pool.Exec(ctx, s.qCleanup)
 	if err != nil {
-		return 0, fmt.Errorf("session: postgres cleanup: %w", err)
+		return 0, fmt.Errorf("express: postgres cleanup: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }
 
-// Ping implements [Pinger].
-func (s *ExpressPostgresStore) Ping(ctx context.Context) error {
+// Ping implements [session.Pinger].
+func (s *PostgresStore) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("session: postgres ping: %w", err)
+		return fmt.Errorf("express: postgres ping: %w", err)
 	}
 	return nil
 }
 
-// Close closes the pool if the store opened it ([OpenExpressStore]).
-func (s *ExpressPostgresStore) Close() error {
+// Close closes the pool if the store opened it ([OpenStore]).
+func (s *PostgresStore) Close() error {
 	if s.ownsPool {
 		s.pool.Close()
 		s.ownsPool = false
 	}
 	return nil
+}
+
+// String returns "postgres" and the server's host:port, never
+// credentials, as session.PostgresStore's: how health reports and logs
+// name the store.
+func (s *PostgresStore) String() string {
+	cc := s.pool.Config().ConnConfig
+	return "postgres " + net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
 }

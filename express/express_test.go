@@ -1,4 +1,4 @@
-package session_test
+package express_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/express"
+	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/sessiontest"
 )
 
@@ -28,14 +30,14 @@ const (
 
 func expressManager(t *testing.T, store session.Store, secrets ...string) *session.Manager {
 	t.Helper()
-	m, err := session.NewExpress(store, secrets, session.Options{TouchInterval: time.Nanosecond})
+	m, err := express.New(store, secrets, session.Options{TouchInterval: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func TestExpressCookieCodec(t *testing.T) {
+func TestCookieCodec(t *testing.T) {
 	mem := session.NewMemoryStore(session.MemoryOptions{})
 	t.Cleanup(func() { mem.Close() })
 	m := expressManager(t, mem, "keyboard cat", "old secret")
@@ -68,10 +70,10 @@ func TestExpressCookieCodec(t *testing.T) {
 	}
 }
 
-// TestExpressManager: a session Go makes is one Node reads (express's JSON,
+// TestManager: a session Go makes is one Node reads (express's JSON,
 // an express-shaped sid and cookie), ID hides the sid, and what Go cannot
 // read or must not write is refused without touching the record.
-func TestExpressManager(t *testing.T) {
+func TestManager(t *testing.T) {
 	store := session.NewMemoryStore(session.MemoryOptions{})
 	t.Cleanup(func() { store.Close() })
 	m := expressManager(t, store, "keyboard cat")
@@ -182,7 +184,7 @@ func TestExpressManager(t *testing.T) {
 	}
 }
 
-func TestExpressRefuses(t *testing.T) {
+func TestRefuses(t *testing.T) {
 	mem := session.NewMemoryStore(session.MemoryOptions{})
 	t.Cleanup(func() { mem.Close() })
 	cache := session.NewMemoryStore(session.MemoryOptions{})
@@ -196,27 +198,69 @@ func TestExpressRefuses(t *testing.T) {
 		secrets []string
 		opts    session.Options
 	}{
-		"no secret":           {mem, nil, session.Options{}},
-		"lifetime":            {mem, []string{"s"}, session.Options{Lifetime: time.Hour}},
-		"keys":                {mem, []string{"s"}, session.Options{Keys: []session.KeyPair{{Hash: make([]byte, 32)}}}},
-		"header":              {mem, []string{"s"}, session.Options{TokenHeader: "X-Session"}},
-		"tiered":              {tiered, []string{"s"}, session.Options{}},
-		"instrumented tiered": {session.Instrument(tiered), []string{"s"}, session.Options{}},
+		"no secret": {mem, nil, session.Options{}},
+		"lifetime":  {mem, []string{"s"}, session.Options{Lifetime: time.Hour}},
+		"keys":      {mem, []string{"s"}, session.Options{Keys: []session.KeyPair{{Hash: make([]byte, 32)}}}},
+		"header":    {mem, []string{"s"}, session.Options{TokenHeader: "X-Session"}},
+		"tiered":    {tiered, []string{"s"}, session.Options{}},
 	} {
-		if _, err := session.NewExpress(tc.store, tc.secrets, tc.opts); err == nil {
-			t.Errorf("%s: NewExpress accepted it", name)
+		if _, err := express.New(tc.store, tc.secrets, tc.opts); err == nil {
+			t.Errorf("%s: New accepted it", name)
 		}
 	}
-	if _, err := session.NewExpress(tiered, []string{"s"}, session.Options{}); !errors.Is(err, session.ErrExpressMode) {
-		t.Errorf("tiered: %v, want ErrExpressMode", err)
+	if _, err := express.New(tiered, []string{"s"}, session.Options{}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("tiered: %v, want errors.ErrUnsupported", err)
 	}
 }
 
-func newExpressRedisStore(t testing.TB) *session.ExpressRedisStore {
+// TestRefusesSessionLayouts: package session's own Redis and Postgres
+// stores, bare or as session.Open returns them (instrumented, or composed
+// in tiered mode), write records Node cannot read.
+func TestRefusesSessionLayouts(t *testing.T) {
+	client := testRedisClient(t)
+	pool := testPool(t)
+	prefix := randomName("expresstest:") + ":"
+	rs, err := session.NewRedisStore(client, session.RedisOptions{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := randomName("express_own")
+	t.Cleanup(func() { pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table) })
+	if err := session.Migrate(t.Context(), pool, table); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	open := func(mode session.Mode, db string) session.Store {
+		cfg := session.Config{RedisURL: redisURL(), DatabaseURL: db, Mode: mode, Table: table, RedisPrefix: prefix}
+		b, err := session.Open(t.Context(), cfg, session.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b.Store
+	}
+	for name, store := range map[string]session.Store{
+		"RedisStore":     rs,
+		"PostgresStore":  ps,
+		"Open, select":   open(session.ModeSelect, ""),
+		"Open, tiered":   open(session.ModeTiered, databaseURL()),
+		"Open, failover": open(session.ModeFailover, databaseURL()),
+	} {
+		if _, err := express.New(store, []string{"s"}, session.Options{}); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("%s: %v, want errors.ErrUnsupported", name, err)
+		}
+	}
+}
+
+func newExpressRedisStore(t testing.TB) *express.RedisStore {
 	t.Helper()
 	c := testRedisClient(t)
 	prefix := randomName("expresstest:") + ":"
-	s, err := session.NewExpressRedisStore(c, prefix)
+	s, err := express.NewRedisStore(c, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +280,7 @@ func createExpressTable(t testing.TB, pool *pgxpool.Pool, layout string) string 
 	table := randomName("express_t")
 	ddl := `CREATE TABLE ` + table + ` (sid varchar NOT NULL COLLATE "default" PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL);
 		CREATE INDEX ON ` + table + ` (expire)`
-	if layout == session.LayoutPrisma {
+	if layout == express.LayoutPrisma {
 		ddl = `CREATE TABLE ` + table + ` ("sid" TEXT NOT NULL, "sess" JSONB NOT NULL, "expire" TIMESTAMP(3) NOT NULL,
 			"createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL,
 			CONSTRAINT "` + table + `_pkey" PRIMARY KEY ("sid"));
@@ -267,17 +311,17 @@ func expressPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-func TestExpressConformance(t *testing.T) {
+func TestConformance(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		newExpressRedisStore(t)
 		skipped := sessiontest.Run(t, func(t *testing.T) session.Store { return newExpressRedisStore(t) })
 		t.Logf("skipped: %v", skipped)
 	})
-	for _, layout := range []string{session.LayoutConnectPgSimple, session.LayoutPrisma} {
+	for _, layout := range []string{express.LayoutConnectPgSimple, express.LayoutPrisma} {
 		t.Run(layout, func(t *testing.T) {
 			pool := expressPool(t)
 			skipped := sessiontest.Run(t, func(t *testing.T) session.Store {
-				s, err := session.OpenExpressPostgres(t.Context(), pool, createExpressTable(t, pool, layout), layout)
+				s, err := express.OpenPostgres(t.Context(), pool, createExpressTable(t, pool, layout), layout)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -288,15 +332,15 @@ func TestExpressConformance(t *testing.T) {
 	}
 }
 
-// TestExpressPostgresColumns: expire holds the database session's local
+// TestPostgresColumns: expire holds the database session's local
 // time (connect-pg-simple) or UTC (Prisma), "updatedAt" is UTC, and a
 // table of the wrong shape is refused with what is missing.
-func TestExpressPostgresColumns(t *testing.T) {
+func TestPostgresColumns(t *testing.T) {
 	pool := expressPool(t)
 	ctx := t.Context()
-	for _, layout := range []string{session.LayoutConnectPgSimple, session.LayoutPrisma} {
+	for _, layout := range []string{express.LayoutConnectPgSimple, express.LayoutPrisma} {
 		table := createExpressTable(t, pool, layout)
-		s, err := session.OpenExpressPostgres(ctx, pool, table, layout)
+		s, err := express.OpenPostgres(ctx, pool, table, layout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +350,7 @@ func TestExpressPostgresColumns(t *testing.T) {
 		}
 		var ahead time.Duration
 		q := `SELECT extract(epoch from expire - (now() AT TIME ZONE 'UTC'))::float8 FROM ` + table
-		if layout == session.LayoutConnectPgSimple {
+		if layout == express.LayoutConnectPgSimple {
 			q = `SELECT extract(epoch from expire - localtimestamp)::float8 FROM ` + table
 		}
 		var secs float64
@@ -320,7 +364,7 @@ func TestExpressPostgresColumns(t *testing.T) {
 		if rec, err := s.Get(ctx, "sid1"); err != nil || rec.Expires.Sub(exp).Abs() > time.Millisecond {
 			t.Errorf("%s: Get expiry %v, want %v (%v)", layout, rec.Expires, exp, err)
 		}
-		if layout == session.LayoutPrisma {
+		if layout == express.LayoutPrisma {
 			var skew float64
 			pool.QueryRow(ctx, `SELECT abs(extract(epoch from "updatedAt" - (now() AT TIME ZONE 'UTC')))::float8 FROM `+table).Scan(&skew)
 			if skew > 5 {
@@ -331,20 +375,20 @@ func TestExpressPostgresColumns(t *testing.T) {
 	bad := randomName("express_bad")
 	pool.Exec(ctx, `CREATE TABLE `+bad+` (sid text PRIMARY KEY, data bytea)`)
 	t.Cleanup(func() { pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+bad) })
-	_, err := session.OpenExpressPostgres(ctx, pool, bad, "")
+	_, err := express.OpenPostgres(ctx, pool, bad, "")
 	if err == nil || !strings.Contains(err.Error(), `"sess" is missing`) || !strings.Contains(err.Error(), `"expire" is missing`) {
 		t.Errorf("wrong table: %v", err)
 	}
-	if _, err := session.OpenExpressPostgres(ctx, pool, randomName("express_none"), ""); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := express.OpenPostgres(ctx, pool, randomName("express_none"), ""); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing table: %v", err)
 	}
-	cps := createExpressTable(t, pool, session.LayoutConnectPgSimple)
-	if _, err := session.OpenExpressPostgres(ctx, pool, cps, session.LayoutPrisma); err == nil || !strings.Contains(err.Error(), "createdAt") {
+	cps := createExpressTable(t, pool, express.LayoutConnectPgSimple)
+	if _, err := express.OpenPostgres(ctx, pool, cps, express.LayoutPrisma); err == nil || !strings.Contains(err.Error(), "createdAt") {
 		t.Errorf("connect-pg-simple table as Prisma: %v", err)
 	}
 }
 
-func TestExpressConfig(t *testing.T) {
+func TestConfig(t *testing.T) {
 	env := func(kv ...string) func(string) (string, bool) {
 		m := map[string]string{}
 		for i := 0; i < len(kv); i += 2 {
@@ -358,8 +402,8 @@ func TestExpressConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.TableLayout != "prisma" || c.CookieName != "app.sid" || c.Table != "session" || c.RedisPrefix != "sess:" ||
-		strings.Join(c.ExpressSecrets(), ",") != "short,old,older" {
-		t.Errorf("config = %v, secrets %d", c, len(c.ExpressSecrets()))
+		strings.Join(express.Secrets(c), ",") != "short,old,older" {
+		t.Errorf("config = %v, secrets %d", c, len(express.Secrets(c)))
 	}
 	for _, bad := range [][]string{
 		{"SESSION_TABLE_LAYOUT", "sequelize"},
@@ -377,7 +421,7 @@ func TestExpressConfig(t *testing.T) {
 // on a table whose sess column holds JSON: Data travels as base64 in a
 // one-key object written as jsonb prints it, so that the text read back is
 // the text written in both layouts. Every ability is forwarded.
-type jsonData struct{ s *session.ExpressPostgresStore }
+type jsonData struct{ s *express.PostgresStore }
 
 func toJSON(b []byte) []byte {
 	if b == nil {
@@ -420,3 +464,20 @@ func (j jsonData) Count(ctx context.Context) (int64, error)         { return j.s
 func (j jsonData) DeleteExpired(ctx context.Context) (int64, error) { return j.s.DeleteExpired(ctx) }
 func (j jsonData) Ping(ctx context.Context) error                   { return j.s.Ping(ctx) }
 func (j jsonData) Close() error                                     { return j.s.Close() }
+
+// TestHealthNames: a health report names the express stores as it names
+// package session's, by their String: the backend and its address.
+func TestHealthNames(t *testing.T) {
+	rs := newExpressRedisStore(t)
+	pool := expressPool(t)
+	ps, err := express.OpenPostgres(t.Context(), pool, createExpressTable(t, pool, express.LayoutConnectPgSimple), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, store := range map[string]session.Store{"redis": rs, "postgres": ps} {
+		rep := health.Check(t.Context(), store, health.Options{})
+		if len(rep.Backends) != 1 || rep.Backends[0].Name != want || rep.Backends[0].Addr == "" || rep.Status != health.OK {
+			t.Errorf("%T: health %+v, want one %s backend with its address, up", store, rep, want)
+		}
+	}
+}
