@@ -434,4 +434,3 @@ func TestEventsHookPanics(t *testing.T) {
 	c := a.put("", "k", "v")
 	log.await(t, session.EventCreated, a.storeID(c), time.Second)
 }
-
