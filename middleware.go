@@ -155,8 +155,11 @@ type Options struct {
 	// Expirations come from the store's own cleanup: the memory store's
 	// janitor and the Postgres store's cleanup (the rows it deletes, on
 	// whichever process deletes them) report them to every Manager with
-	// OnEvent; on Redis, run [RedisStore.WatchExpirations]. The default
-	// is nil: no events, no goroutine.
+	// OnEvent; on Redis, run [Backend.WatchExpirations] (or
+	// [RedisStore.WatchExpirations]) on one process. To report whose
+	// session a logout ended, [Session.Destroy] reads the session first
+	// when the handler has not. The default is nil: no events, no
+	// goroutine.
 	OnEvent func(Event)
 
 	// EventQueue is how many events may wait for OnEvent. The default (0)
