@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"github.com/sessionkit/session/audit"
 )
 
 // Ending every session at once ([Manager.RevokeAll]).
@@ -230,7 +231,7 @@ func (m *Manager) RevokeAll(ctx context.Context) error {
 	e.raise(got)
 	s := m.current(ctx)
 	if m.eventsOn() {
-		m.emit(m.event(EventRevoked, "all", "", "", s.request()))
+		m.emit(m.event(audit.Revoked, "all", "", "", s.request()))
 	}
 	if s != nil {
 		s.endAll()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/audit"
 	"github.com/sessionkit/session/express"
 )
 
@@ -31,9 +32,9 @@ func TestEventsHideTheSID(t *testing.T) {
 	mem := session.NewMemoryStore(session.MemoryOptions{})
 	t.Cleanup(func() { mem.Close() })
 	var mu sync.Mutex
-	var evs []session.Event
+	var evs []audit.Event
 	m, err := express.New(mem, []string{"a secret of at least 32 bytes, for the test"}, session.Options{
-		OnEvent: func(e session.Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() },
+		OnEvent: func(e audit.Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestEventsHideTheSID(t *testing.T) {
 	m.Close() // delivers the events
 	mu.Lock()
 	defer mu.Unlock()
-	if len(evs) != 1 || evs[0].Kind != session.EventCreated || evs[0].ID != id {
+	if len(evs) != 1 || evs[0].Kind != audit.Created || evs[0].ID != id {
 		t.Fatalf("events %+v, want one created with ID %q", evs, id)
 	}
 	for _, c := range rec.Result().Cookies() {
