@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/sessionkit/session/audit"
 )
 
 // outcome is what a flush did that the client must hear about.
@@ -174,7 +176,7 @@ func (s *Session) emitWrite(wasNew bool) {
 	if m.eventsOn() {
 		switch {
 		case s.prevID != "" && s.st.has(stBound):
-			ev := m.event(EventBound, "", s.id, s.p.UserID, s.r)
+			ev := m.event(audit.Bound, "", s.id, s.p.UserID, s.r)
 			ev.PreviousID = m.eventID(s.prevID)
 			m.emit(ev)
 		case s.prevID != "":
@@ -182,13 +184,13 @@ func (s *Session) emitWrite(wasNew bool) {
 			if s.st.has(stUnbound) {
 				reason = "unbound"
 			}
-			ev := m.event(EventRenewed, reason, s.id, s.p.UserID, s.r)
+			ev := m.event(audit.Renewed, reason, s.id, s.p.UserID, s.r)
 			ev.PreviousID = m.eventID(s.prevID)
 			m.emit(ev)
 		case wasNew:
-			m.emit(m.event(EventCreated, "", s.id, s.p.UserID, s.r))
+			m.emit(m.event(audit.Created, "", s.id, s.p.UserID, s.r))
 			if s.st.has(stBound) {
-				m.emit(m.event(EventBound, "", s.id, s.p.UserID, s.r))
+				m.emit(m.event(audit.Bound, "", s.id, s.p.UserID, s.r))
 			}
 		}
 	}
@@ -533,7 +535,7 @@ func (s *Session) load() error {
 	if !p.CreatedAt.Add(s.m.opts.Lifetime).After(time.Now()) {
 		s.dead = append(s.dead, s.id)
 		if s.m.eventsOn() {
-			s.pending = append(s.pending, s.m.event(EventExpired, "absolute", s.id, p.UserID, nil))
+			s.pending = append(s.pending, s.m.event(audit.Expired, "absolute", s.id, p.UserID, nil))
 		}
 		s.fresh()
 		return nil

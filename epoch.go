@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+	"github.com/sessionkit/session/audit"
 )
 
 // Ending every session at once ([Manager.RevokeAll]).
@@ -230,7 +231,7 @@ func (m *Manager) RevokeAll(ctx context.Context) error {
 	e.raise(got)
 	s := m.current(ctx)
 	if m.eventsOn() {
-		m.emit(m.event(EventRevoked, "all", "", "", s.request()))
+		m.emit(m.event(audit.Revoked, "all", "", "", s.request()))
 	}
 	if s != nil {
 		s.endAll()
@@ -344,12 +345,17 @@ func (s *PostgresStore) Epoch(ctx context.Context) (int64, error) {
 // RaiseEpoch implements the epoch ability of [Manager.RevokeAll] with one
 // statement (an upsert guarded by the current value).
 func (s *PostgresStore) RaiseEpoch(ctx context.Context, to int64) (int64, error) {
-	var n int64
-	err := s.pool.QueryRow(ctx, s.qRaiseEpoch, epochRowID, []byte(strconv.FormatInt(to, 10)), to, epochRowExpires).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("session: postgres raise epoch: %w", err)
+	for attempt := 0; ; attempt++ {
+		var n int64
+		err := s.pool.QueryRow(ctx, s.qRaiseEpoch, epochRowID, []byte(strconv.FormatInt(to, 10)), to, epochRowExpires).Scan(&n)
+		if errors.Is(err, pgx.ErrNoRows) && attempt < 3 {
+			continue // the row's first insert raced this one: see qRaiseEpoch
+		}
+		if err != nil {
+			return 0, fmt.Errorf("session: postgres raise epoch: %w", err)
+		}
+		return n, nil
 	}
-	return n, nil
 }
 
 // The wrappers' epochs.

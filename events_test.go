@@ -2,10 +2,6 @@ package session_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,30 +9,30 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
-	"github.com/sessionkit/session/express"
+	"github.com/sessionkit/session/audit"
 )
 
 // eventLog records the events a Manager delivers.
 type eventLog struct {
 	mu  sync.Mutex
-	evs []session.Event
+	evs []audit.Event
 }
 
-func (l *eventLog) add(e session.Event) {
+func (l *eventLog) add(e audit.Event) {
 	l.mu.Lock()
 	l.evs = append(l.evs, e)
 	l.mu.Unlock()
 }
 
-func (l *eventLog) all() []session.Event {
+func (l *eventLog) all() []audit.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]session.Event(nil), l.evs...)
+	return append([]audit.Event(nil), l.evs...)
 }
 
 // find returns the events of kind about id ("" for any id).
-func (l *eventLog) find(kind session.EventKind, id string) []session.Event {
-	var out []session.Event
+func (l *eventLog) find(kind audit.Kind, id string) []audit.Event {
+	var out []audit.Event
 	for _, e := range l.all() {
 		if e.Kind == kind && (id == "" || e.ID == id) {
 			out = append(out, e)
@@ -46,9 +42,9 @@ func (l *eventLog) find(kind session.EventKind, id string) []session.Event {
 }
 
 // await waits up to d for an event of kind about id and returns it.
-func (l *eventLog) await(t testing.TB, kind session.EventKind, id string, d time.Duration) session.Event {
+func (l *eventLog) await(t testing.TB, kind audit.Kind, id string, d time.Duration) audit.Event {
 	t.Helper()
-	var got []session.Event
+	var got []audit.Event
 	within(t, "event "+string(kind)+" "+id, d, func() bool {
 		got = l.find(kind, id)
 		return len(got) > 0
@@ -58,7 +54,7 @@ func (l *eventLog) await(t testing.TB, kind session.EventKind, id string, d time
 
 // checkRequestMeta fails t unless e carries the metadata of secApp's
 // requests.
-func checkRequestMeta(t testing.TB, e session.Event, path string) {
+func checkRequestMeta(t testing.TB, e audit.Event, path string) {
 	t.Helper()
 	if e.IP != "203.0.113.7" || e.UserAgent != "secops-test/1.0" || e.Path != path || e.Time.IsZero() || time.Since(e.Time) > time.Minute {
 		t.Errorf("%s event: request metadata %+v, want IP 203.0.113.7, UA secops-test/1.0, path %s", e.Kind, e, path)
@@ -94,7 +90,7 @@ func testEvents(t *testing.T, store session.Store) {
 
 	t.Run("Created", func(t *testing.T) {
 		c := a.put("", "k", "v")
-		e := log.await(t, session.EventCreated, a.storeID(c), time.Second)
+		e := log.await(t, audit.Created, a.storeID(c), time.Second)
 		if e.UserID != "" || e.PreviousID != "" {
 			t.Errorf("created: %+v", e)
 		}
@@ -104,7 +100,7 @@ func testEvents(t *testing.T, store session.Store) {
 		c := a.put("", "k", "v")
 		old := a.storeID(c)
 		_, _, c2 := a.serve("POST", "/renew", c)
-		e := log.await(t, session.EventRenewed, a.storeID(c2), time.Second)
+		e := log.await(t, audit.Renewed, a.storeID(c2), time.Second)
 		if e.PreviousID != old || e.Reason != "renew" || e.ID == old {
 			t.Errorf("renewed: %+v, previous want %s", e, old)
 		}
@@ -114,7 +110,7 @@ func testEvents(t *testing.T, store session.Store) {
 		anon := a.put("", "k", "v")
 		old := a.storeID(anon)
 		_, _, c := a.serve("POST", "/login?user="+user, anon)
-		e := log.await(t, session.EventBound, a.storeID(c), time.Second)
+		e := log.await(t, audit.Bound, a.storeID(c), time.Second)
 		if e.UserID != user || e.PreviousID != old {
 			t.Errorf("bound: %+v", e)
 		}
@@ -122,8 +118,8 @@ func testEvents(t *testing.T, store session.Store) {
 		// A login on a brand-new session: created, then bound.
 		c = a.login(user)
 		id := a.storeID(c)
-		log.await(t, session.EventBound, id, time.Second)
-		if len(log.find(session.EventCreated, id)) != 1 {
+		log.await(t, audit.Bound, id, time.Second)
+		if len(log.find(audit.Created, id)) != 1 {
 			t.Error("a login on a new session was not reported as created")
 		}
 		checkNoToken(t, log, anon, c)
@@ -132,16 +128,16 @@ func testEvents(t *testing.T, store session.Store) {
 		c := a.login(user)
 		id := a.storeID(c)
 		a.serve("POST", "/logout", c)
-		e := log.await(t, session.EventDestroyed, id, time.Second)
+		e := log.await(t, audit.Destroyed, id, time.Second)
 		if e.UserID != user || e.Reason != "logout" {
 			t.Errorf("destroyed: %+v", e)
 		}
 		checkRequestMeta(t, e, "/logout")
 		// A logout of a session that does not exist reports nothing.
-		n := len(log.find(session.EventDestroyed, ""))
+		n := len(log.find(audit.Destroyed, ""))
 		a.serve("POST", "/logout", c)
 		time.Sleep(50 * time.Millisecond)
-		if len(log.find(session.EventDestroyed, "")) != n {
+		if len(log.find(audit.Destroyed, "")) != n {
 			t.Error("a logout of an ended session was reported")
 		}
 	})
@@ -150,13 +146,13 @@ func testEvents(t *testing.T, store session.Store) {
 		c1, c2 := a.login(u), a.login(u)
 		id1, id2 := a.storeID(c1), a.storeID(c2)
 		a.serve("POST", "/revoke-others", c2)
-		e := log.await(t, session.EventRevoked, id1, time.Second)
+		e := log.await(t, audit.Revoked, id1, time.Second)
 		if e.Reason != "others" || e.UserID != u {
 			t.Errorf("revoked (others): %+v", e)
 		}
 		checkRequestMeta(t, e, "/revoke-others")
 		a.serve("POST", "/revoke-user?user="+u, "")
-		if e := log.await(t, session.EventRevoked, id2, time.Second); e.Reason != "user" {
+		if e := log.await(t, audit.Revoked, id2, time.Second); e.Reason != "user" {
 			t.Errorf("revoked (user): %+v", e)
 		}
 		c3 := a.login(u)
@@ -168,14 +164,14 @@ func testEvents(t *testing.T, store session.Store) {
 		if n, err := a.m.RevokeSession(bg(), u, list[0].Handle); err != nil || n != 1 {
 			t.Fatal(n, err)
 		}
-		if e := log.await(t, session.EventRevoked, id3, time.Second); e.Reason != "session" || e.IP != "" {
+		if e := log.await(t, audit.Revoked, id3, time.Second); e.Reason != "session" || e.IP != "" {
 			t.Errorf("revoked (session, no request): %+v", e)
 		}
 		if err := a.m.RevokeAll(bg()); err != nil {
 			t.Fatal(err)
 		}
 		within(t, "RevokeAll reported", time.Second, func() bool {
-			for _, e := range log.find(session.EventRevoked, "") {
+			for _, e := range log.find(audit.Revoked, "") {
 				if e.Reason == "all" && e.ID == "" && e.UserID == "" {
 					return true
 				}
@@ -191,7 +187,7 @@ func testEvents(t *testing.T, store session.Store) {
 		a.login(u)
 		time.Sleep(5 * time.Millisecond)
 		a.login(u) // over MaxUserSessions 2: the first goes
-		e := log.await(t, session.EventEvicted, id1, time.Second)
+		e := log.await(t, audit.Evicted, id1, time.Second)
 		if e.UserID != u || e.Reason != "limit" {
 			t.Errorf("evicted: %+v", e)
 		}
@@ -218,7 +214,7 @@ func testEvents(t *testing.T, store session.Store) {
 		if short.whoami(c) != "" {
 			t.Fatal("a session past its lifetime was served")
 		}
-		e := log.await(t, session.EventExpired, id, time.Second)
+		e := log.await(t, audit.Expired, id, time.Second)
 		if e.Reason != "absolute" || e.UserID != user {
 			t.Errorf("expired: %+v", e)
 		}
@@ -322,14 +318,14 @@ func testExpired(t *testing.T, store session.Store, knowsReason bool) {
 	boundID := idle.storeID(bound)
 	anon := abs.put("", "k", "v")
 	anonID := abs.storeID(anon)
-	e := idleLog.await(t, session.EventExpired, boundID, 10*time.Second)
+	e := idleLog.await(t, audit.Expired, boundID, 10*time.Second)
 	if e.UserID != user || e.IP != "" {
 		t.Errorf("expired (bound, idle): %+v", e)
 	}
 	if knowsReason && e.Reason != "idle" {
 		t.Errorf("expired (idle): reason %q", e.Reason)
 	}
-	e = absLog.await(t, session.EventExpired, anonID, 10*time.Second)
+	e = absLog.await(t, audit.Expired, anonID, 10*time.Second)
 	if e.UserID != "" {
 		t.Errorf("expired (anonymous, absolute): %+v", e)
 	}
@@ -337,11 +333,11 @@ func testExpired(t *testing.T, store session.Store, knowsReason bool) {
 		t.Errorf("expired (absolute): reason %q", e.Reason)
 	}
 	// Each manager hears each expiration, once.
-	absLog.await(t, session.EventExpired, boundID, 5*time.Second)
-	idleLog.await(t, session.EventExpired, anonID, 5*time.Second)
+	absLog.await(t, audit.Expired, boundID, 5*time.Second)
+	idleLog.await(t, audit.Expired, anonID, 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
 	for _, l := range []*eventLog{idleLog, absLog} {
-		if n := len(l.find(session.EventExpired, "")); n != 2 {
+		if n := len(l.find(audit.Expired, "")); n != 2 {
 			t.Errorf("a manager heard %d expirations, want 2: %v", n, l.all())
 		}
 	}
@@ -382,8 +378,8 @@ func TestEventsWatchNeedsNotifications(t *testing.T) {
 func TestEventsQueue(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
-	var delivered []session.Event
-	hook := func(e session.Event) {
+	var delivered []audit.Event
+	hook := func(e audit.Event) {
 		<-release
 		mu.Lock()
 		delivered = append(delivered, e)
@@ -428,7 +424,7 @@ func TestEventsQueue(t *testing.T) {
 func TestEventsHookPanics(t *testing.T) {
 	log := &eventLog{}
 	first := true
-	a := newSecApp(t, memStore(t), session.Options{OnEvent: func(e session.Event) {
+	a := newSecApp(t, memStore(t), session.Options{OnEvent: func(e audit.Event) {
 		if first {
 			first = false
 			panic("boom")
@@ -437,34 +433,5 @@ func TestEventsHookPanics(t *testing.T) {
 	}})
 	a.put("", "k", "v")
 	c := a.put("", "k", "v")
-	log.await(t, session.EventCreated, a.storeID(c), time.Second)
+	log.await(t, audit.Created, a.storeID(c), time.Second)
 }
-
-// TestEventsExpressIDs: in the express-session mode, where the store id is
-// the token, events show what Session.ID shows instead.
-func TestEventsExpressIDs(t *testing.T) {
-	log := &eventLog{}
-	store := memStore(t)
-	m, err := express.New(store, []string{"a secret of at least 32 bytes, for the test"}, session.Options{OnEvent: log.add, Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	var id string
-	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := session.From(r)
-		s.Put("k", "v")
-		id = s.ID()
-		io.WriteString(w, "ok")
-	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	e := log.await(t, session.EventCreated, id, time.Second)
-	for _, c := range rec.Result().Cookies() {
-		if sid, _, _ := strings.Cut(strings.TrimPrefix(c.Value, "s%3A"), "."); strings.Contains(e.ID, sid) {
-			t.Fatalf("the event carries the express sid: %+v", e)
-		}
-	}
-}
-
-var _ = errors.New

@@ -3,9 +3,11 @@ package session
 import (
 	"sync"
 	"time"
+
+	"github.com/sessionkit/session/audit"
 )
 
-// Expirations, for EventExpired (see Options.OnEvent). A session expires
+// Expirations, for audit.Expired (see Options.OnEvent). A session expires
 // in the store, not in a request, so each built-in store reports the
 // records it finds expired to the Managers built on it:
 //
@@ -119,7 +121,7 @@ func (m *Manager) watchExpired() {
 // had already ended.
 func (m *Manager) onExpired(recs []expiredRecord) {
 	for _, r := range recs {
-		ev := m.event(EventExpired, "", r.ID, r.UserID, nil)
+		ev := m.event(audit.Expired, "", r.ID, r.UserID, nil)
 		if r.Data != nil {
 			p, err := m.decodeMeta(r.Data)
 			if err != nil {

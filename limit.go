@@ -6,6 +6,8 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/sessionkit/session/audit"
 )
 
 // The per-user session limit (Options.MaxUserSessions).
@@ -20,7 +22,7 @@ import (
 //   - evicting (the default): every login keeps its own session and the
 //     most recently used others, by one order all logins agree on, so no
 //     login ends a session another keeps; each session ended is reported
-//     once (EventEvicted), as the one compare-and-set delete that ended it
+//     once (audit.Evicted), as the one compare-and-set delete that ended it
 //     succeeded;
 //   - refusing: a login that finds the user over the limit after its own
 //     write ends its own session and fails. SetUser checks first, so the
@@ -185,7 +187,7 @@ func (m *Manager) evict(ctx context.Context, s *Session, ls limitedSession) erro
 		if err == nil {
 			m.stats.destroys.Add(1)
 			if m.eventsOn() {
-				m.emit(m.event(EventEvicted, "limit", ls.id, s.p.UserID, s.r))
+				m.emit(m.event(audit.Evicted, "limit", ls.id, s.p.UserID, s.r))
 			}
 			return nil
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/audit"
 )
 
 // TestUserLimit: Options.MaxUserSessions on every backend, directly and
@@ -55,10 +56,10 @@ func testLimitEvicts(t *testing.T, store session.Store) {
 	if list, err := a.m.UserSessions(bg(), u); err != nil || len(list) != 3 {
 		t.Fatalf("UserSessions: %d, %v; want 3", len(list), err)
 	}
-	if e := log.await(t, session.EventEvicted, ids[1], time.Second); e.UserID != u || e.Reason != "limit" {
+	if e := log.await(t, audit.Evicted, ids[1], time.Second); e.UserID != u || e.Reason != "limit" {
 		t.Errorf("evicted: %+v", e)
 	}
-	if n := len(log.find(session.EventEvicted, "")); n != 1 {
+	if n := len(log.find(audit.Evicted, "")); n != 1 {
 		t.Errorf("%d sessions reported evicted, want 1", n)
 	}
 }
@@ -119,7 +120,7 @@ func testLimitRace(t *testing.T, store session.Store, refuse bool) {
 	if len(list) > 3 || len(list) == 0 && !refuse {
 		t.Fatalf("after %d simultaneous logins with a limit of 3: %d live sessions", n, len(list))
 	}
-	evicted := log.find(session.EventEvicted, "")
+	evicted := log.find(audit.Evicted, "")
 	if refuse {
 		if ok+refused != n || ok > 3 || len(evicted) != 0 {
 			t.Fatalf("refusing: %d logins in, %d refused, %d evicted; %d live", ok, refused, len(evicted), len(list))

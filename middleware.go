@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/sessionkit/session/audit"
 )
 
 // Options configures a [Manager]. The zero value gives the secure
@@ -125,7 +127,7 @@ type Options struct {
 	// once (sessions are bound to users by [Session.SetUser]): for "3
 	// devices per account" plans, and so that a stolen password cannot
 	// open sessions without end. A login that goes over it ends the
-	// user's least recently used sessions (reported as [EventEvicted]),
+	// user's least recently used sessions (reported as [audit.Evicted]),
 	// or, with RefuseOverLimit, fails with [ErrTooManySessions]. It holds
 	// under concurrent logins on any number of processes. It needs a
 	// store with a [UserIndex] (New returns an error otherwise); each
@@ -143,7 +145,7 @@ type Options struct {
 	// ends the least recently used sessions instead.
 	RefuseOverLimit bool
 
-	// OnEvent, when set, receives every session's lifecycle events ([Event]:
+	// OnEvent, when set, receives every session's lifecycle events ([audit.Event]:
 	// created, renewed, bound to a user, destroyed, revoked, expired,
 	// evicted), one at a time and in order, from a goroutine of the
 	// Manager's: for an audit trail. A request never waits for it: events
@@ -155,9 +157,12 @@ type Options struct {
 	// Expirations come from the store's own cleanup: the memory store's
 	// janitor and the Postgres store's cleanup (the rows it deletes, on
 	// whichever process deletes them) report them to every Manager with
-	// OnEvent; on Redis, run [RedisStore.WatchExpirations]. The default
-	// is nil: no events, no goroutine.
-	OnEvent func(Event)
+	// OnEvent; on Redis, run [Backend.WatchExpirations] (or
+	// [RedisStore.WatchExpirations]) on one process. To report whose
+	// session a logout ended, [Session.Destroy] reads the session first
+	// when the handler has not. The default is nil: no events, no
+	// goroutine.
+	OnEvent func(audit.Event)
 
 	// EventQueue is how many events may wait for OnEvent. The default (0)
 	// is 1024; a negative value is an error.
@@ -189,9 +194,11 @@ type Options struct {
 
 	// ErrorHandler answers a request whose session could not be loaded or
 	// saved. It is called before any of the handler's output has been
-	// sent, and that output is then discarded. The default logs the error
+	// sent, and that output is then discarded: the handler's writes
+	// return an error and write nothing. The default logs the error
 	// and answers 503 Service Unavailable (413 for ErrTooLarge, 409 for
-	// ErrConflict, 403 for ErrTooManySessions, 500 for ErrEncode and ErrBadPayload).
+	// ErrConflict, 403 for ErrTooManySessions, 500 for ErrEncode and
+	// ErrBadPayload).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -209,14 +216,14 @@ type Manager struct {
 	stats   managerStats
 	cas     CompareAndSetter // the store's, or nil
 
+	newToken func() string               // the TokenCodec's NewToken, or nil: the package's newToken
+	publicID func(storeID string) string // what Session.ID shows: handle with the TokenCodec's StoreID, nil for the store id
+
 	epoch   *epochState // nil: RevokeAll is unsupported, for the reason in noEpoch
 	noEpoch error
 	events  *eventQueue // nil: no OnEvent
 	bg      background
 	unwatch []func() // stop the store's expiry reports to this manager
-
-	newToken func() string               // the TokenCodec's NewToken, or nil: the package's newToken
-	publicID func(storeID string) string // what Session.ID shows: handle with the TokenCodec's StoreID, nil for the store id
 }
 
 // New returns a Manager that keeps sessions in store. It returns an error
@@ -397,9 +404,9 @@ func (m *Manager) defaultErrorHandler(w http.ResponseWriter, r *http.Request, er
 // [CompareAndSetter], unless [Options.AllowLastWriterWins] is set.
 var errNoCompareAndSet = fmt.Errorf("session: the store cannot compare and set, so concurrent requests may lose each other's writes and a logout may not stop a request in flight: %w", errors.ErrUnsupported)
 
-// ErrSaveFailed is returned by writes to the response after the session
+// errSaveFailed is returned by writes to the response after the session
 // could not be saved: the error handler has answered instead.
-var ErrSaveFailed = errors.New("session: the session could not be saved; the error handler answered the request")
+var errSaveFailed = errors.New("session: the session could not be saved; the error handler answered the request")
 
 // responseWriter commits the session before the first byte of the
 // response, whichever way the handler starts it.
@@ -438,7 +445,7 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.commit() {
-		return 0, ErrSaveFailed
+		return 0, errSaveFailed
 	}
 	return w.ResponseWriter.Write(p)
 }
@@ -446,7 +453,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 // ReadFrom keeps io.Copy's fast path (sendfile) of the underlying writer.
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !w.commit() {
-		return 0, ErrSaveFailed
+		return 0, errSaveFailed
 	}
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
@@ -462,7 +469,7 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 // FlushError is the Flush that http.ResponseController calls.
 func (w *responseWriter) FlushError() error {
 	if !w.commit() {
-		return ErrSaveFailed
+		return errSaveFailed
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
@@ -470,7 +477,7 @@ func (w *responseWriter) FlushError() error {
 // Hijack implements http.Hijacker; the session is committed first.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !w.commit() {
-		return nil, nil, ErrSaveFailed
+		return nil, nil, errSaveFailed
 	}
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }

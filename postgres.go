@@ -169,17 +169,18 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 		qDestroyUser: `DELETE FROM ` + table + ` WHERE user_id = $1 AND id <> $2 RETURNING id, expires > now()`,
 
 		qEpoch: `SELECT data FROM ` + table + ` WHERE id = $1`,
-		// One statement: the upsert raises the row when it holds less;
-		// otherwise the SELECT (which sees the row as it was before the
-		// statement) returns the higher epoch it holds.
-		// The row is always updated (to itself when it holds $3 or more),
-		// so that RETURNING reads the latest version: a conditional update
-		// that does nothing would leave a read of the statement's older
-		// snapshot, lower than a raise committed meanwhile.
-		qRaiseEpoch: `INSERT INTO ` + table + ` AS cur (id, data, expires) VALUES ($1, $2, $4) ` +
-			`ON CONFLICT (id) DO UPDATE SET data = CASE WHEN convert_from(cur.data, 'UTF8')::bigint < $3::bigint ` +
-			`THEN excluded.data ELSE cur.data END, updated_at = now() ` +
-			`RETURNING convert_from(cur.data, 'UTF8')::bigint`,
+		// One statement: the upsert raises the row when it holds less
+		// (a concurrent raise is waited for, and the row it left is the
+		// one compared); otherwise the row held at least $3 when the
+		// upsert looked, and the SELECT returns it. That SELECT sees the
+		// table as the statement began, which may be before a concurrent
+		// raise: hence GREATEST, and no row at all when that raise was
+		// the row's first insert (RaiseEpoch then runs it again).
+		qRaiseEpoch: `WITH up AS (INSERT INTO ` + table + ` AS cur (id, data, expires) VALUES ($1, $2, $4) ` +
+			`ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = now() ` +
+			`WHERE convert_from(cur.data, 'UTF8')::bigint < $3::bigint RETURNING $3::bigint AS epoch) ` +
+			`SELECT epoch FROM up UNION ALL ` +
+			`SELECT greatest(convert_from(data, 'UTF8')::bigint, $3::bigint) FROM ` + table + ` WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
 	}
 	interval := opts.CleanupInterval
 	if interval == 0 {

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Expirations on Redis, for EventExpired (Options.OnEvent).
+// Expirations on Redis, for audit.Expired (Options.OnEvent).
 
 // expiryUserGrace is how long the user label of a bound session (see
 // writeBound) outlives the session, so that the watcher can still read it
@@ -29,7 +29,7 @@ func (s *RedisStore) expiryUserKey(id string) string { return s.userPrefix + "ex
 var errNoKeyspaceEvents = errors.New("session: Redis does not send expired-key notifications, so WatchExpirations would see nothing")
 
 // WatchExpirations reports every session Redis expires to the Managers
-// built on this store with [Options.OnEvent] ([EventExpired]; UserID is
+// built on this store with [Options.OnEvent] ([audit.Expired]; UserID is
 // the bound user, Reason is "", as Redis has dropped the record when it
 // tells), from Redis keyspace notifications, until ctx ends or the store
 // is closed. It returns nil then, and an error at once when the server
@@ -53,11 +53,11 @@ var errNoKeyspaceEvents = errors.New("session: Redis does not send expired-key n
 // subscribers connected at that moment, and never again (fire and
 // forget). So a watcher that was down, or reconnecting, misses the
 // expirations of that time, and every process that runs a watcher
-// reports every expiration (run one, or de-duplicate by Event.ID).
+// reports every expiration (run one, or de-duplicate by audit.Event.ID).
 // Redis also expires a key only when it next touches it or its
 // background cycle samples it, so the event may come a little after the
 // expiry. To reconcile after an outage, compare the sessions your audit
-// trail saw start ([EventCreated], [EventBound]) and never end with what
+// trail saw start ([audit.Created], [audit.Bound]) and never end with what
 // the store still holds: a Get of each id (or Manager.UserSessions of
 // each user) that finds nothing ended meanwhile, by expiry or by another
 // process.

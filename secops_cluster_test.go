@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/audit"
 )
 
 // TestSecurityOpsCluster runs the security operations tests (issue 16) on
@@ -74,7 +75,7 @@ func testExpiredCluster(t *testing.T, store session.Store, prefix string) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for id, u := range users {
-		e := log.await(t, session.EventExpired, id, time.Until(deadline))
+		e := log.await(t, audit.Expired, id, time.Until(deadline))
 		if e.UserID != u {
 			t.Errorf("expired %s: user %q, want %q", id, e.UserID, u)
 		}

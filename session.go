@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sessionkit/session/audit"
 )
 
 // ErrHeadersSent is returned by a change to a session after its response
@@ -67,9 +69,9 @@ type Session struct {
 	readBuf [4]readMark // reads' first elements, without an allocation
 
 	// For events and the per-user limit (events.go, limit.go).
-	prevID     string  // the stored id this request renewed from, for EventRenewed/EventBound
-	storedUser string  // the user of the record as loaded
-	pending    []Event // to emit once the ids in dead are destroyed
+	prevID     string        // the stored id this request renewed from, for audit.Renewed/audit.Bound
+	storedUser string        // the user of the record as loaded
+	pending    []audit.Event // to emit once the ids in dead are destroyed
 }
 
 // state is what has happened to a session in its request, one bit each:
@@ -497,7 +499,7 @@ func (s *Session) Destroy() error {
 			id, user = s.id, s.p.UserID
 		}
 		if id != "" {
-			s.pending = append(s.pending, s.m.event(EventDestroyed, "logout", id, user, s.r))
+			s.pending = append(s.pending, s.m.event(audit.Destroyed, "logout", id, user, s.r))
 		}
 	}
 	s.destroyLocked()

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sessionkit/session/audit"
 )
 
 // A user's sessions: binding a session to a user at login, listing the
@@ -257,7 +259,7 @@ func (m *Manager) revoke(ctx context.Context, userID string, spareCurrent bool) 
 		}
 		r := cur.request()
 		for _, id := range ids {
-			m.emit(m.event(EventRevoked, reason, id, userID, r))
+			m.emit(m.event(audit.Revoked, reason, id, userID, r))
 		}
 	}
 	if err != nil {
@@ -299,7 +301,7 @@ func (m *Manager) RevokeSession(ctx context.Context, userID, handleValue string)
 	m.stats.destroys.Add(1)
 	cur := m.current(ctx)
 	if m.eventsOn() {
-		m.emit(m.event(EventRevoked, "session", id, userID, cur.request()))
+		m.emit(m.event(audit.Revoked, "session", id, userID, cur.request()))
 	}
 	if cur != nil {
 		cur.mu.Lock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/audit"
 	"github.com/sessionkit/session/otelsession"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -383,7 +384,7 @@ func TestEventsDropped(t *testing.T) {
 	h := newHarness(t, otelsession.Options{DisableCount: true})
 	release := make(chan struct{})
 	a := newAppWith(t, h, map[string]string{}, session.Options{
-		OnEvent:    func(session.Event) { <-release }, // holds the first event
+		OnEvent:    func(audit.Event) { <-release }, // holds the first event
 		EventQueue: 1,
 	})
 	for range 5 {

@@ -116,6 +116,7 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) []Skipped {
 		{"UserRevokeInFlight", testUserRevokeInFlight},
 		{"UserHostileIDs", testUserHostileIDs},
 		{"UserCancelled", testUserCancelled},
+		{"Epoch", testEpoch},
 		{"CloseStopsGoroutines", nil},
 	}
 	for _, tc := range tests {
@@ -784,4 +785,60 @@ func goroutinesIn(pkg string, skip map[string]bool) string {
 		}
 	}
 	return strings.Join(out, "\n\n")
+}
+
+// epocher is the epoch of session.Manager.RevokeAll: a store with these
+// two methods ends every session at once (see the Manager's doc).
+type epocher interface {
+	Epoch(ctx context.Context) (int64, error)
+	RaiseEpoch(ctx context.Context, to int64) (int64, error)
+}
+
+func testEpoch(t *testing.T, s session.Store) {
+	e, ok := s.(epocher)
+	if !ok {
+		t.Skip("store has no Epoch and RaiseEpoch methods: Manager.RevokeAll returns an error wrapping errors.ErrUnsupported, no ending every session at once")
+	}
+	if v, err := e.Epoch(ctx(t)); err != nil || v != 0 {
+		t.Fatalf("Epoch of a new store = %d, %v; want 0", v, err)
+	}
+	if v, err := e.RaiseEpoch(ctx(t), 3); err != nil || v != 3 {
+		t.Fatalf("RaiseEpoch(3) = %d, %v; want 3", v, err)
+	}
+	if v, err := e.RaiseEpoch(ctx(t), 2); err != nil || v != 3 {
+		t.Fatalf("RaiseEpoch(2) after 3 = %d, %v; want 3 (hint: the epoch never goes down)", v, err)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := e.RaiseEpoch(ctx(t), int64(4+i)); err != nil || v < int64(4+i) {
+				t.Errorf("RaiseEpoch(%d) = %d, %v (hint: raise and read back in one atomic step)", 4+i, v, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if v, err := e.Epoch(ctx(t)); err != nil || v != 19 {
+		t.Fatalf("Epoch after concurrent raises = %d, %v; want 19", v, err)
+	}
+	// The epoch is not a session: not counted, not cleaned.
+	if c, ok := s.(session.Counter); ok {
+		if n, err := c.Count(ctx(t)); err != nil || n != 0 {
+			t.Fatalf("Count with only the epoch stored = %d, %v; want 0", n, err)
+		}
+	}
+	if cl, ok := s.(session.Cleaner); ok {
+		if _, err := cl.DeleteExpired(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := e.Epoch(ctx(t)); err != nil || v != 19 {
+			t.Fatalf("Epoch after DeleteExpired = %d, %v; want 19", v, err)
+		}
+	}
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.RaiseEpoch(c, 30); err == nil {
+		t.Fatal("RaiseEpoch with a cancelled context = nil, want an error")
+	}
 }

@@ -59,6 +59,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/audit"
 	"github.com/sessionkit/session/console"
 	"github.com/sessionkit/session/health"
 	"github.com/sessionkit/session/otelsession"
@@ -205,7 +206,7 @@ func newApp(cfg session.Config, backend *session.Backend, metrics *metrics, admi
 			return nil, nil, fmt.Errorf("MAX_USER_SESSIONS: %w", err)
 		}
 	}
-	opts.OnEvent = audit(logger)
+	opts.OnEvent = auditLog(logger)
 	sessions, err := session.New(backend.Store, opts)
 	if err != nil {
 		return nil, nil, err
@@ -236,10 +237,10 @@ func newApp(cfg session.Config, backend *session.Backend, metrics *metrics, admi
 	return mux, sessions, nil
 }
 
-// audit logs a session event as one line: the audit trail SOC 2 and the
+// auditLog logs a session event as one line: the audit trail SOC 2 and the
 // like ask for. It never sees a token: Event.ID is a hash of it.
-func audit(logger *slog.Logger) func(session.Event) {
-	return func(e session.Event) {
+func auditLog(logger *slog.Logger) func(audit.Event) {
+	return func(e audit.Event) {
 		logger.Info("audit",
 			slog.String("event", string(e.Kind)),
 			slog.String("reason", e.Reason),

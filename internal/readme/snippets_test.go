@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/audit"
 	"github.com/sessionkit/session/console"
 	"github.com/sessionkit/session/express"
 	"github.com/sessionkit/session/health"
@@ -204,11 +205,11 @@ func operatorConsole(mux *http.ServeMux, sessions *session.Manager, backend *ses
 
 // Security operations.
 func securityOperations(ctx context.Context, backend *session.Backend, keys []session.KeyPair, logger *slog.Logger) error {
-	audit := func(e session.Event) { // one goroutine calls it, in order; never with a token
+	logEvent := func(e audit.Event) { // one goroutine calls it, in order; never with a token
 		logger.Info("audit", "event", string(e.Kind), "reason", e.Reason, "session", e.ID,
 			"previous", e.PreviousID, "user", e.UserID, "ip", e.IP, "user_agent", e.UserAgent, "path", e.Path, "at", e.Time)
 	}
-	sessions, err := session.New(backend.Store, session.Options{Keys: keys, OnEvent: audit})
+	sessions, err := session.New(backend.Store, session.Options{Keys: keys, OnEvent: logEvent})
 	if err != nil {
 		return err
 	}
