@@ -48,6 +48,10 @@ func init() {
 		return store.(*PostgresStore).deleteExpired(ctx, progress, false)
 	}
 	ops.RedactURL = redactURL
+	ops.CheckJSONDepth = func(data []byte) error { return checkJSONDepth(data, maxJSONDepth) }
+	ops.Scrub = scrub
+	ops.ValidTable = tableName.MatchString
+	ops.RedisFail = func(store any, op string, err error) error { return store.(*RedisStore).fail(op, err) }
 
 	// What the operator's console (package console) needs.
 	ops.RecentFailures = func(store any) []ops.StoreFailure {

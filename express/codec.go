@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // codec reads and writes a session as express-session stores it, a
@@ -84,7 +85,7 @@ func (c *codec) Encode(metaJSON []byte, values map[string]any) ([]byte, error) {
 // a Cookie) and whether its cookie is a browser-session one
 // (originalMaxAge null).
 func decode(data []byte) (map[string]any, bool, error) {
-	if err := checkDepth(data); err != nil {
+	if err := ops.CheckJSONDepth(data); err != nil {
 		return nil, false, err
 	}
 	if !json.Valid(data) {
@@ -200,7 +201,7 @@ func encode(cookie Cookie, values map[string]any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", session.ErrEncode, err)
 	}
-	if err := checkDepth(b); err != nil {
+	if err := ops.CheckJSONDepth(b); err != nil {
 		return nil, fmt.Errorf("%w: values nested deeper than %d", session.ErrTooLarge, maxDepth)
 	}
 	return b, nil
@@ -219,33 +220,3 @@ func sortedKeys[V any](m map[string]V) []string {
 // own: encoding/json would recurse up to 10,000 levels on a hostile or
 // corrupt one.
 const maxDepth = 64
-
-// checkDepth rejects data nested deeper than maxDepth, scanning bytes
-// without decoding.
-func checkDepth(data []byte) error {
-	depth := 0
-	inString, escaped := false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > maxDepth {
-				return fmt.Errorf("%w: nested deeper than %d", session.ErrBadPayload, maxDepth)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return nil
-}

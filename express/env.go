@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // Secrets returns cfg's SESSION_SECRET then SESSION_SECRET_PREVIOUS,
@@ -63,7 +62,7 @@ func OpenStore(ctx context.Context, cfg session.Config) (session.Store, error) {
 		s := wrapRedis(rs, opts.Prefix)
 		if err := s.Ping(pctx); err != nil {
 			s.Close()
-			return nil, scrub(err, cfg.RedisURL)
+			return nil, ops.Scrub(err, cfg.RedisURL)
 		}
 		return s, nil
 	case cfg.DatabaseURL != "":
@@ -73,39 +72,15 @@ func OpenStore(ctx context.Context, cfg session.Config) (session.Store, error) {
 		}
 		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
-			return nil, scrub(fmt.Errorf("express: postgres: %w", err), cfg.DatabaseURL)
+			return nil, ops.Scrub(fmt.Errorf("express: postgres: %w", err), cfg.DatabaseURL)
 		}
 		s, err := OpenPostgres(pctx, pool, cfg.PostgresOptions().Table, cfg.TableLayout)
 		if err != nil {
 			pool.Close()
-			return nil, scrub(err, cfg.DatabaseURL)
+			return nil, ops.Scrub(err, cfg.DatabaseURL)
 		}
 		s.ownsPool = true
 		return s, nil
 	}
 	return nil, errors.New("express: the express-session mode needs REDIS_URL or DATABASE_URL: Node's store, shared")
 }
-
-// scrub replaces the password of rawURL in err's text, should a driver's
-// error quote it.
-func scrub(err error, rawURL string) error {
-	u, perr := url.Parse(rawURL)
-	if err == nil || perr != nil || u.User == nil {
-		return err
-	}
-	pw, ok := u.User.Password()
-	if !ok || pw == "" || !strings.Contains(err.Error(), pw) {
-		return err
-	}
-	return &scrubbed{msg: strings.ReplaceAll(err.Error(), pw, "xxxxx"), err: err}
-}
-
-type scrubbed struct {
-	msg string
-	err error
-}
-
-func (e *scrubbed) Error() string { return e.msg }
-
-// Unwrap keeps errors.Is working (context.DeadlineExceeded, …).
-func (e *scrubbed) Unwrap() error { return e.err }

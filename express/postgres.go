@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // Table layouts a [PostgresStore] reads and writes, the values of
@@ -71,7 +71,7 @@ func OpenPostgres(ctx context.Context, pool *pgxpool.Pool, table, layout string)
 	if table == "" {
 		table = "session"
 	}
-	if !tableName.MatchString(table) {
+	if !ops.ValidTable(table) {
 		return nil, fmt.Errorf("express: table name %q: want a lower-case SQL identifier, optionally schema-qualified", table)
 	}
 	if layout == "" {
@@ -168,10 +168,6 @@ func (s *PostgresStore) check(ctx context.Context, quoted string) (string, error
 	}
 	return cols["sess"].typ, nil
 }
-
-// tableName is the table names package session accepts: lower-case SQL
-// identifiers, optionally schema-qualified.
-var tableName = regexp.MustCompile(`^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$`)
 
 // build writes the statements. Every expiry is computed in SQL from Unix
 // milliseconds: pgx would write a bound time.Time into a timestamp column

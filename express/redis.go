@@ -5,13 +5,13 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 // RedisStore is a [session.Store] in connect-redis's layout (connect-redis
@@ -73,16 +73,10 @@ func wrapRedis(rs *session.RedisStore, prefix string) *RedisStore {
 
 func (s *RedisStore) key(id string) string { return s.prefix + id }
 
-// fail wraps err from the operation op. On a Cluster it also asks the
-// client to reload its slot map, as session.RedisStore does on a failure:
-// after a master dies and its replica is promoted, go-redis would
-// otherwise keep dialling the dead master for up to a minute.
-func (s *RedisStore) fail(op string, err error) error {
-	if cc, ok := s.client.(*redis.ClusterClient); ok && !errors.Is(err, redis.ErrClosed) {
-		cc.ReloadState(context.Background())
-	}
-	return fmt.Errorf("express: redis %s: %w", op, err)
-}
+// fail wraps err from the operation op as session.RedisStore does with
+// its own (on a Cluster it also reloads the slot map, so that a promoted
+// replica is used at once).
+func (s *RedisStore) fail(op string, err error) error { return ops.RedisFail(s.rs, op, err) }
 
 // noTTL is the expiry of a key without a TTL (connect-redis's disableTTL):
 // far enough never to come.

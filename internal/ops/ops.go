@@ -94,6 +94,22 @@ var (
 	// Active names the backend of store that requests go to.
 	Active func(store any) string
 
+	// For package express, which keeps records in Node's layouts with
+	// the same care as package session keeps its own:
+	//
+	// CheckJSONDepth refuses JSON nested deeper than a stored record may
+	// be, wrapping session.ErrBadPayload.
+	CheckJSONDepth func(data []byte) error
+	// Scrub replaces rawURL's password in err's text.
+	Scrub func(err error, rawURL string) error
+	// ValidTable reports whether name is a table name session accepts
+	// ([schema.]table, lower case).
+	ValidTable func(name string) bool
+	// RedisFail wraps err from operation op of store (a
+	// *session.RedisStore), reloading a Cluster's slot map as the store
+	// does on its own failures.
+	RedisFail func(store any, op string, err error) error
+
 	// RedactURL returns rawURL with its password replaced, as session's
 	// errors and logs show URLs.
 	RedactURL func(rawURL string) string
