@@ -202,7 +202,15 @@ func (e *epochState) raise(v int64) {
 // a codec that keeps the meta it is given, as [Codec] asks (the built-in
 // one does; the express-session mode's does not); otherwise it returns an error wrapping
 // [errors.ErrUnsupported]. sessionctl revoke -all does the same from the
-// command line.
+// command line. A store of your own keeps an epoch by having these two
+// methods (the sessiontest suite checks them):
+//
+//	// Epoch returns the store's epoch: 0 until RaiseEpoch first raised it.
+//	Epoch(ctx context.Context) (int64, error)
+//	// RaiseEpoch sets the epoch to to when it is lower, in one atomic
+//	// step, and returns the epoch after the call: to, or a higher one
+//	// another caller set. The epoch never goes down.
+//	RaiseEpoch(ctx context.Context, to int64) (int64, error)
 //
 // Removing every old signing key ([Options.Keys]) also ends every
 // session, as no cookie signed before verifies any more: that is the
