@@ -507,10 +507,17 @@ func (s *Session) load() error {
 	var p payload
 	var raw []byte
 	if s.m.lazy != nil {
-		var meta []byte
-		if meta, err = s.m.lazy.DecodeMeta(rec.Data); err == nil {
-			p, err = parseMeta(meta, false)
-			raw = rec.Data
+		var ok bool
+		if p, ok = s.m.recordMemo.lookup(rec.Data); ok {
+			raw = rec.Data // the same bytes decoded before (see memo.go)
+		} else {
+			var meta []byte
+			if meta, err = s.m.lazy.DecodeMeta(rec.Data); err == nil {
+				if p, err = parseMeta(meta, false); err == nil {
+					raw = rec.Data
+					s.m.recordMemo.rememberBytes(rec.Data, p)
+				}
+			}
 		}
 	} else {
 		p, err = s.m.decode(rec.Data)

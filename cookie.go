@@ -209,8 +209,8 @@ func (m *Manager) newSession(r *http.Request) *Session {
 			// The client chose the header transport: its cookie, which
 			// may belong to another session, is not consulted.
 			s.st |= stViaHeader
-			if token, current, err := m.decodeToken(v); err == nil {
-				s.setToken(token, v, current)
+			if t, ok := m.verifyValue(v); ok {
+				s.setToken(t, v)
 			}
 			return s
 		}
@@ -222,8 +222,8 @@ func (m *Manager) newSession(r *http.Request) *Session {
 		if i == 4 {
 			break
 		}
-		if token, current, err := m.decodeToken(c.Value); err == nil {
-			s.setToken(token, c.Value, current)
+		if t, ok := m.verifyValue(c.Value); ok {
+			s.setToken(t, c.Value)
 			break
 		}
 	}
@@ -252,11 +252,27 @@ func (m *Manager) decodeToken(value string) (token string, current bool, err err
 	return token, !rotate, err
 }
 
-func (s *Session) setToken(token, value string, current bool) {
-	s.token = token
-	s.id = s.m.storeID(token)
+// verifyValue verifies a client's cookie or header value and finds its
+// store id, or remembers having done so for the very same value (see
+// memo.go).
+func (m *Manager) verifyValue(value string) (verifiedToken, bool) {
+	if t, ok := m.tokenMemo.lookupSecret(value); ok {
+		return t, true
+	}
+	token, current, err := m.decodeToken(value)
+	if err != nil {
+		return verifiedToken{}, false
+	}
+	t := verifiedToken{token: token, id: m.storeID(token), current: current}
+	m.tokenMemo.remember(value, t)
+	return t, true
+}
+
+func (s *Session) setToken(t verifiedToken, value string) {
+	s.token = t.token
+	s.id = t.id
 	s.st |= stFromClient
-	if current {
+	if t.current {
 		// Re-sending the cookie (to move its expiry) can reuse what the
 		// client sent instead of signing again.
 		s.value = value

@@ -212,9 +212,14 @@ type Manager struct {
 	storeID func(token string) string // the TokenCodec's StoreID, or SHA-256
 	codec   Codec
 	lazy    lazyCodec // codec, when it has the optional methods
-	logger  *slog.Logger
-	stats   managerStats
-	cas     CompareAndSetter // the store's, or nil
+
+	// Recent proofs about repeated bytes (memo.go); nil when the codec
+	// is not one of the package's own.
+	tokenMemo  *memo[verifiedToken]
+	recordMemo *memo[payload]
+	logger     *slog.Logger
+	stats      managerStats
+	cas        CompareAndSetter // the store's, or nil
 
 	newToken func() string               // the TokenCodec's NewToken, or nil: the package's newToken
 	publicID func(storeID string) string // what Session.ID shows: handle with the TokenCodec's StoreID, nil for the store id
@@ -272,6 +277,8 @@ func New(store Store, opts Options) (*Manager, error) {
 	if opts.Codec == nil {
 		opts.Codec = JSONCodec{}
 	}
+	ownCodec := opts.Codec == Codec(JSONCodec{})
+	ownTokens := opts.TokenCodec == nil
 	if opts.TokenCodec == nil {
 		keys := opts.Keys
 		if len(keys) == 0 {
@@ -296,6 +303,12 @@ func New(store Store, opts Options) (*Manager, error) {
 		// Its store ids may reveal the token: Session.ID shows a hash
 		// of them (see TokenCodec).
 		m.publicID = handle
+	}
+	if ownCodec && m.lazy != nil {
+		m.recordMemo = newMemo[payload]()
+	}
+	if ownTokens && m.publicID == nil {
+		m.tokenMemo = newMemo[verifiedToken]()
 	}
 	if m.cas == nil {
 		if !opts.AllowLastWriterWins {

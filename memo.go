@@ -1,0 +1,102 @@
+package session
+
+import (
+	"crypto/subtle"
+	"hash/maphash"
+	"sync/atomic"
+)
+
+// A read-only request spends most of its own CPU proving things it proved
+// on the client's previous request: that the cookie's HMAC verifies (and
+// which store id its token hashes to), and that the stored record is valid
+// JSON with sane meta. Both are pure functions of bytes that repeat from
+// request to request, so a manager remembers recent answers in two small
+// fixed-size tables and skips the work when the very same bytes come back.
+//
+// What this never changes:
+//   - Only what verified or decoded is remembered; a value that failed is
+//     checked again in full each time.
+//   - A hit needs the whole key equal, byte for byte (the cookie value in
+//     constant time), not only its hash: a cookie that differs in one
+//     byte, or a record another process rewrote, is checked in full.
+//   - The store is still read on every request that uses its session, so
+//     a destroyed or revoked session is refused as before; only the proof
+//     about the bytes is reused, never the record.
+//   - It is used only for the manager's own token codec (signing keys
+//     fixed at New, no time check) and the default JSON codec, whose
+//     answers depend on nothing but the bytes. A codec of one's own is
+//     always called.
+//
+// Memory is bounded: memoSlots entries per table, keys of at most
+// memoMaxKey bytes, so about 1.5 MB per manager at worst. The tables are
+// direct-mapped (one entry per slot, the newest wins) and lock-free, so
+// 64 clients on 2 cores do not queue on them.
+
+const (
+	memoSlots  = 1024 // per table; a power of two
+	memoMaxKey = 1024 // longer cookies and records are not remembered
+)
+
+type memoEntry[V any] struct {
+	key string
+	val V
+}
+
+// memo is one direct-mapped table from a string key to V.
+type memo[V any] struct {
+	seed  maphash.Seed
+	slots [memoSlots]atomic.Pointer[memoEntry[V]]
+}
+
+func newMemo[V any]() *memo[V] { return &memo[V]{seed: maphash.MakeSeed()} }
+
+func (c *memo[V]) slot(h uint64) *atomic.Pointer[memoEntry[V]] {
+	return &c.slots[h&(memoSlots-1)]
+}
+
+// lookupSecret returns the value remembered for key, comparing the whole
+// key in constant time: key is client input, and a timing difference
+// must not tell a client how much of another client's cookie it guessed.
+func (c *memo[V]) lookupSecret(key string) (V, bool) {
+	if c != nil && len(key) <= memoMaxKey {
+		e := c.slot(maphash.String(c.seed, key)).Load()
+		if e != nil && len(e.key) == len(key) && subtle.ConstantTimeCompare([]byte(e.key), []byte(key)) == 1 {
+			return e.val, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// lookup returns the value remembered for key, which is not secret.
+func (c *memo[V]) lookup(key []byte) (V, bool) {
+	if c != nil && len(key) <= memoMaxKey {
+		e := c.slot(maphash.Bytes(c.seed, key)).Load()
+		if e != nil && e.key == string(key) {
+			return e.val, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// remember stores val for key, replacing whatever its slot held.
+func (c *memo[V]) remember(key string, val V) {
+	if c != nil && len(key) <= memoMaxKey {
+		c.slot(maphash.String(c.seed, key)).Store(&memoEntry[V]{key: key, val: val})
+	}
+}
+
+// rememberBytes is remember for a key the caller may reuse: it is copied.
+func (c *memo[V]) rememberBytes(key []byte, val V) {
+	if c != nil && len(key) <= memoMaxKey {
+		c.remember(string(key), val)
+	}
+}
+
+// verifiedToken is what a verified client value proved.
+type verifiedToken struct {
+	token   string
+	id      string // the store id
+	current bool   // signed with the key that signs now
+}
