@@ -112,8 +112,10 @@ func newPostgresStore(t testing.TB, opts session.PostgresOptions) *session.Postg
 		opts.Table = randomName("sessions_t")
 	}
 	ctx := context.Background()
-	if err := session.Migrate(ctx, pool, opts.Table); err != nil {
-		t.Fatalf("Migrate: %v", err)
+	if !opts.Partitioned {
+		if err := session.Migrate(ctx, pool, opts.Table); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
 	}
 	t.Cleanup(func() {
 		pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+opts.Table+`, `+opts.Table+`_schema_migrations`)
@@ -123,7 +125,24 @@ func newPostgresStore(t testing.TB, opts session.PostgresOptions) *session.Postg
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if opts.Partitioned {
+		// The store's own Migrate creates the table partitioned.
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+	}
 	return s
+}
+
+// newPartitionedStore is newPostgresStore on a table partitioned by day
+// (PostgresOptions.Partitioned).
+func newPartitionedStore(t testing.TB, opts session.PostgresOptions) *session.PostgresStore {
+	t.Helper()
+	opts.Partitioned = true
+	if opts.Table == "" {
+		opts.Table = randomName("pgpart_t")
+	}
+	return newPostgresStore(t, opts)
 }
 
 // backends lists a constructor per built-in backend, for tests that must
@@ -143,5 +162,6 @@ func backends() []struct {
 		}},
 		{"redis", func(t testing.TB) session.Store { return newRedisStore(t) }},
 		{"postgres", func(t testing.TB) session.Store { return newPostgresStore(t, session.PostgresOptions{}) }},
+		{"postgres-partitioned", func(t testing.TB) session.Store { return newPartitionedStore(t, session.PostgresOptions{}) }},
 	}
 }

@@ -110,6 +110,26 @@ func (s *PostgresStore) CompareAndSet(ctx context.Context, id string, old []byte
 		}
 		return nil
 	case old == nil:
+		part, err := s.partitioned(ctx)
+		if err != nil {
+			return fmt.Errorf("session: postgres compare-and-set: %w", err)
+		}
+		if part {
+			var n int64
+			err := s.batch2(ctx, id, s.qCASInsertPart, []any{&n}, data, rec.Expires, userArg(rec.UserID))
+			if isUniqueViolation(err) {
+				// A first insert of this id by a writer that does not
+				// take the id's lock (see partition.go): it won.
+				return ErrConflict
+			}
+			if err != nil {
+				return fmt.Errorf("session: postgres compare-and-set: %w", err)
+			}
+			if n == 0 {
+				return ErrConflict
+			}
+			return nil
+		}
 		q, args = s.qCASInsert, []any{id, data, rec.Expires, userArg(rec.UserID)}
 	case expired:
 		sum := sha256.Sum256(old)

@@ -353,9 +353,15 @@ func (s *PostgresStore) Epoch(ctx context.Context) (int64, error) {
 // RaiseEpoch implements the epoch ability of [Manager.RevokeAll] with one
 // statement (an upsert guarded by the current value).
 func (s *PostgresStore) RaiseEpoch(ctx context.Context, to int64) (int64, error) {
+	q := s.qRaiseEpoch
+	if part, err := s.partitioned(ctx); err != nil {
+		return 0, fmt.Errorf("session: postgres raise epoch: %w", err)
+	} else if part {
+		q = s.qRaiseEpochPart
+	}
 	for attempt := 0; ; attempt++ {
 		var n int64
-		err := s.pool.QueryRow(ctx, s.qRaiseEpoch, epochRowID, []byte(strconv.FormatInt(to, 10)), to, epochRowExpires).Scan(&n)
+		err := s.pool.QueryRow(ctx, q, epochRowID, []byte(strconv.FormatInt(to, 10)), to, epochRowExpires).Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) && attempt < 3 {
 			continue // the row's first insert raced this one: see qRaiseEpoch
 		}

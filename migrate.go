@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -105,10 +106,21 @@ func renameTable(sql, table string) string {
 // simple_protocol with pgx). When the error Migrate returns shows a
 // pooler losing or mixing up prepared statements, it says so and names the
 // two ways out: that URL parameter, or a direct connection (DIRECT_URL).
+//
+// On a partitioned table (see PostgresOptions.Partitioned) Migrate also
+// creates the partitions of today and the next three days that are
+// missing. It never creates a partitioned table: [PostgresStore.Migrate]
+// does, for a store whose options ask for one.
 func Migrate(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, table string) error {
-	err := migrate(ctx, db, table)
+	return migrateTable(ctx, db, table, false)
+}
+
+// migrateTable is Migrate, creating a missing table partitioned when
+// partitioned is set, and refusing a plain one that exists then.
+func migrateTable(ctx context.Context, db txBeginner, table string, partitioned bool) error {
+	err := migrate(ctx, db, table, partitioned)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -121,7 +133,7 @@ func Migrate(ctx context.Context, db interface {
 	return err
 }
 
-func migrate(ctx context.Context, db txBeginner, table string) error {
+func migrate(ctx context.Context, db txBeginner, table string, partitioned bool) error {
 	ms, err := loadMigrations(table)
 	if err != nil {
 		return err
@@ -140,6 +152,30 @@ func migrate(ctx context.Context, db txBeginner, table string) error {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return fmt.Errorf("session: migrate %s: %w", table, err)
 		}
+	}
+	kind, err := relkind(ctx, tx, table)
+	if err != nil {
+		return fmt.Errorf("session: migrate %s: %w", table, err)
+	}
+	if partitioned && kind == 'r' {
+		return fmt.Errorf("session: migrate: table %s exists and is not partitioned: PostgresOptions.Partitioned only creates a new table, converting an existing one is not supported (leave Partitioned unset to keep using %s, or name a new table)", table, table)
+	}
+	if partitioned && kind == 0 {
+		if err := checkPartitionable(table); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, partitionedSchema(table)); err != nil {
+			return fmt.Errorf("session: migrate %s (partitioned): %w", table, err)
+		}
+		for _, m := range ms {
+			if m.Version > partitionedSchemaVersion {
+				break
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO `+table+`_schema_migrations (version, name) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("session: migrate %s: %w", table, err)
+			}
+		}
+		kind = 'p'
 	}
 	applied := map[int]bool{}
 	rows, err := tx.Query(ctx, `SELECT version FROM `+table+`_schema_migrations`)
@@ -171,6 +207,11 @@ func migrate(ctx context.Context, db txBeginner, table string) error {
 			return fmt.Errorf("session: migrate %s: %w", table, err)
 		}
 	}
+	if kind == 'p' {
+		if _, err := ensurePartitions(ctx, tx, table, time.Now()); err != nil {
+			return fmt.Errorf("session: migrate %s: creating partitions: %w", table, err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("session: migrate %s: %w", table, err)
 	}
@@ -178,6 +219,15 @@ func migrate(ctx context.Context, db txBeginner, table string) error {
 }
 
 // Migrate applies the migrations to the store's table; see [Migrate].
+// When the table does not exist and PostgresOptions.Partitioned is set, it
+// creates it partitioned (see [PostgresOptions]); with Partitioned set and
+// the table existing unpartitioned, it returns an error naming the table
+// and changes nothing.
 func (s *PostgresStore) Migrate(ctx context.Context) error {
-	return Migrate(ctx, s.pool, s.table)
+	if err := migrateTable(ctx, s.pool, s.table, s.wantPartitioned); err != nil {
+		return err
+	}
+	s.layout.Store(layoutUnknown) // read again: Migrate may have created it
+	_, err := s.partitioned(ctx)
+	return err
 }

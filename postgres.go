@@ -10,9 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -45,6 +47,26 @@ type PostgresOptions struct {
 
 	// Logger receives cleanup failures. The default is slog.Default().
 	Logger *slog.Logger
+
+	// Partitioned makes [PostgresStore.Migrate] create the table
+	// partitioned by day (the UTC day each row was created), so that
+	// cleanup drops whole days' partitions instead of deleting rows, which
+	// costs concurrent readers nothing. Migrate creates today's partition,
+	// the next three days' and a DEFAULT partition (so a write never fails
+	// for a missing day), and the background cleanup keeps creating them
+	// ahead. A day's partition is dropped once every row in it has
+	// expired, so an expired row keeps its space for up to the sessions'
+	// lifetime plus one day (rows are never returned once expired either
+	// way); a Get probes each partition's index, so it costs a little more
+	// than on a plain table (bench/NOTES.md has the numbers).
+	//
+	// It only matters when Migrate creates the table: the store detects
+	// the layout of the table it finds, so the same program serves a
+	// plain table and a partitioned one. Converting an existing plain
+	// table is not supported: with Partitioned set, Migrate returns an
+	// error naming a table that exists unpartitioned. The default is
+	// false: a plain table, cleaned by deleting rows in batches.
+	Partitioned bool
 }
 
 // PostgresStore is a [Store] on PostgreSQL through a [pgxpool.Pool].
@@ -99,6 +121,19 @@ type PostgresStore struct {
 
 	qEpoch      string
 	qRaiseEpoch string
+
+	// The partitioned layout (partition.go): wantPartitioned is
+	// PostgresOptions.Partitioned; layout is what the table is, read
+	// once (layoutUnknown until the table exists).
+	wantPartitioned bool
+	layout          atomic.Int32
+	qLockID         string
+	qSetPart        string
+	qCASInsertPart  string
+	qRaiseEpochPart string
+	// Cleanup of the DEFAULT partition, row by row.
+	qCleanupPart       string
+	qCleanupReportPart string
 
 	expiries expiryHub // who is told of the rows cleanup deletes (Options.OnEvent)
 
@@ -182,6 +217,8 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 			`SELECT epoch FROM up UNION ALL ` +
 			`SELECT greatest(convert_from(data, 'UTF8')::bigint, $3::bigint) FROM ` + table + ` WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
 	}
+	s.wantPartitioned = opts.Partitioned
+	s.partitionedStatements()
 	interval := opts.CleanupInterval
 	if interval == 0 {
 		interval = 5 * time.Minute
@@ -246,7 +283,22 @@ func (s *PostgresStore) Set(ctx context.Context, id string, rec Record) error {
 	if data == nil {
 		data = []byte{}
 	}
-	if _, err := s.pool.Exec(ctx, s.qSet, id, data, rec.Expires, userArg(rec.UserID)); err != nil {
+	part, err := s.partitioned(ctx)
+	if err != nil {
+		return fmt.Errorf("session: postgres set: %w", err)
+	}
+	if part {
+		for attempt := 0; ; attempt++ {
+			err = s.batch2(ctx, id, s.qSetPart, nil, data, rec.Expires, userArg(rec.UserID))
+			if isUniqueViolation(err) && attempt == 0 {
+				continue // see partition.go: the retry updates the row
+			}
+			break
+		}
+	} else {
+		_, err = s.pool.Exec(ctx, s.qSet, id, data, rec.Expires, userArg(rec.UserID))
+	}
+	if err != nil {
 		return fmt.Errorf("session: postgres set: %w", err)
 	}
 	return nil
@@ -295,10 +347,22 @@ func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
 // connection and of the server's attention: requests' Gets stay fast
 // while a million rows go (bench/BENCHMARKS.md, the cleanup row).
 func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted int64), throttle bool) (int64, error) {
+	part, err := s.partitioned(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("session: postgres cleanup: %w", err)
+	}
 	var total int64
+	if part {
+		// Whole partitions first, then the few rows of the DEFAULT
+		// partition, row by row.
+		total, err = s.dropDeadPartitions(ctx, progress, throttle)
+		if err != nil {
+			return total, fmt.Errorf("session: postgres cleanup: %w", err)
+		}
+	}
 	for {
 		start := time.Now()
-		n, err := s.deleteBatch(ctx)
+		n, err := s.deleteBatch(ctx, part)
 		if err != nil {
 			return total, fmt.Errorf("session: postgres cleanup: %w", err)
 		}
@@ -324,12 +388,16 @@ func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted
 // deleteBatch deletes up to CleanupBatchSize expired rows and returns how
 // many; when a Manager listens for expirations, the rows are returned and
 // reported to it.
-func (s *PostgresStore) deleteBatch(ctx context.Context) (int64, error) {
+func (s *PostgresStore) deleteBatch(ctx context.Context, partitioned bool) (int64, error) {
+	q, qReport := s.qCleanup, s.qCleanupReport
+	if partitioned {
+		q, qReport = s.qCleanupPart, s.qCleanupReportPart
+	}
 	if !s.expiries.watched() {
-		tag, err := s.pool.Exec(ctx, s.qCleanup, s.batch)
+		tag, err := s.pool.Exec(ctx, q, s.batch)
 		return tag.RowsAffected(), err
 	}
-	rows, err := s.pool.Query(ctx, s.qCleanupReport, s.batch)
+	rows, err := s.pool.Query(ctx, qReport, s.batch)
 	if err != nil {
 		return 0, err
 	}
@@ -443,6 +511,11 @@ func (s *PostgresStore) cleanupLoop(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
+			if part, err := s.partitioned(ctx); err == nil && part {
+				if err := s.rotate(ctx); err != nil && ctx.Err() == nil {
+					s.logger.Warn("session: creating the coming days' partitions failed", "table", s.table, "error", err)
+				}
+			}
 			if n, err := s.deleteExpired(ctx, nil, true); err != nil && ctx.Err() == nil {
 				s.logger.Warn("session: cleanup of expired sessions failed", "table", s.table, "deleted", n, "error", err)
 			}
@@ -455,4 +528,98 @@ func (s *PostgresStore) cleanupLoop(interval time.Duration) {
 func (s *PostgresStore) String() string {
 	cc := s.pool.Config().ConnConfig
 	return "postgres " + net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
+}
+
+// The layouts of the table, in PostgresStore.layout.
+const (
+	layoutUnknown = iota
+	layoutPlain
+	layoutPartitioned
+)
+
+// partitioned reports whether the table is partitioned, asking the server
+// the first time (and until the table exists); Migrate sets it too. Get,
+// Touch, Destroy and the other statements are the same in both layouts:
+// only writes that may create a row, and cleanup, ask.
+func (s *PostgresStore) partitioned(ctx context.Context) (bool, error) {
+	switch s.layout.Load() {
+	case layoutPlain:
+		return false, nil
+	case layoutPartitioned:
+		return true, nil
+	}
+	kind, err := relkind(ctx, s.pool, s.table)
+	if err != nil {
+		return false, fmt.Errorf("reading the layout of %s: %w", s.table, err)
+	}
+	switch kind {
+	case 0: // no table yet: the plain statement fails as it should
+		return false, nil
+	case 'p':
+		s.layout.Store(layoutPartitioned)
+		return true, nil
+	}
+	s.layout.Store(layoutPlain)
+	return false, nil
+}
+
+// partitionedStatements sets the statements of the partitioned layout
+// (see partition.go for why they are what they are).
+func (s *PostgresStore) partitionedStatements() {
+	t := s.table
+	schema, bare := splitTable(t)
+	def := schema + bare + "_default"
+	// The first of the two statements of a write that may create a row:
+	// it serializes such writes per id until the implicit transaction of
+	// the batch ends.
+	s.qLockID = `SELECT pg_advisory_xact_lock(hashtext('sessionkit/session id ` + t + `'), hashtext($1))`
+	// Update in place, wherever the row lives, expired or not; insert
+	// (today's bucket, by the column's default) only when there is none.
+	s.qSetPart = `WITH u AS (UPDATE ` + t + ` SET data = $2, expires = $3, user_id = $4, updated_at = now() WHERE id = $1 RETURNING 1) ` +
+		`INSERT INTO ` + t + ` (id, data, expires, user_id) SELECT $1::text, $2::bytea, $3::timestamptz, $4::text WHERE NOT EXISTS (SELECT 1 FROM u)`
+	// Replace an expired row in place, or insert when there is no row at
+	// all; a live row is left alone. Returns how many rows it wrote (0:
+	// ErrConflict). Both parts see one snapshot: when u finds the row
+	// live after waiting for a concurrent writer, i still sees the row
+	// and inserts nothing.
+	s.qCASInsertPart = `WITH u AS (UPDATE ` + t + ` SET data = $2, expires = $3, user_id = $4, created_at = now(), updated_at = now() WHERE id = $1 AND expires <= now() RETURNING 1), ` +
+		`i AS (INSERT INTO ` + t + ` (id, data, expires, user_id) SELECT $1::text, $2::bytea, $3::timestamptz, $4::text WHERE NOT EXISTS (SELECT 1 FROM ` + t + ` WHERE id = $1) RETURNING 1) ` +
+		`SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i)`
+	// qRaiseEpoch with the epoch row's own bucket, which keeps it in the
+	// DEFAULT partition and makes (id, bucket) a conflict target.
+	s.qRaiseEpochPart = `WITH up AS (INSERT INTO ` + t + ` AS cur (id, data, expires, bucket) VALUES ($1, $2, $4, '` + epochBucket + `') ` +
+		`ON CONFLICT (id, bucket) DO UPDATE SET data = excluded.data, updated_at = now() ` +
+		`WHERE convert_from(cur.data, 'UTF8')::bigint < $3::bigint RETURNING $3::bigint AS epoch) ` +
+		`SELECT epoch FROM up UNION ALL ` +
+		`SELECT greatest(convert_from(data, 'UTF8')::bigint, $3::bigint) FROM ` + t + ` WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`
+	s.qCleanupPart = `DELETE FROM ` + def + ` WHERE ctid IN (SELECT ctid FROM ` + def + ` WHERE expires <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`
+	s.qCleanupReportPart = s.qCleanupPart + ` RETURNING id, coalesce(user_id, ''), data, expires`
+}
+
+// batch2 runs qLockID and then q with args in one batch: one round trip,
+// one implicit transaction, so the lock is held until q is done. With
+// scan, q's one row is scanned into it.
+func (s *PostgresStore) batch2(ctx context.Context, id, q string, scan []any, args ...any) error {
+	b := &pgx.Batch{}
+	b.Queue(s.qLockID, id)
+	b.Queue(q, append([]any{id}, args...)...)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		if scan != nil {
+			err = br.QueryRow().Scan(scan...)
+		} else {
+			_, err = br.Exec()
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// isUniqueViolation reports a unique_violation (23505).
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }

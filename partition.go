@@ -1,0 +1,417 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The partitioned layout (PostgresOptions.Partitioned): the table is
+// partitioned by RANGE on a column fixed at insert, bucket, the UTC day
+// the row was created (date_trunc('day', now(), 'UTC')), one partition per
+// day named <table>_pYYYYMMDD, plus a DEFAULT partition <table>_default
+// that catches any row whose day has no partition, so that a write never
+// fails for a missing partition. Rows never move between partitions: no
+// statement ever updates bucket (a partition-key UPDATE is a DELETE and an
+// INSERT, which raises serialization errors against concurrent updates).
+//
+// Cleanup drops whole partitions instead of deleting rows: a day's
+// partition goes once every row in it has expired (max(expires) <= now(),
+// one probe of the partition's expires index). Readers pay nothing for
+// the rows that wait: every read keeps its expires > now() filter. The
+// price is space: a dead row waits until the last row of its day dies,
+// about the sessions' lifetime plus one day after its creation (a session
+// kept alive by sliding expiry keeps its creation day's partition, up to
+// the absolute lifetime). Rows in the DEFAULT partition (there should be
+// none but the epoch row) are deleted row by row, as in the plain layout.
+//
+// Id uniqueness: the primary key is (id, bucket), as Postgres requires of
+// a unique index on a partitioned table, so it no longer prevents one id
+// in two partitions, and ON CONFLICT (id) cannot be used. Every statement
+// that may create a row (Set, CompareAndSet with old == nil) therefore
+// runs as one batch, one round trip and one implicit transaction, of two
+// statements: pg_advisory_xact_lock on (table, id), then an UPDATE-first
+// statement that updates the existing row in place (in whatever partition
+// it lives) and inserts only when there is none. The lock is taken before
+// the second statement's snapshot, so of two first writes of one id the
+// second waits for the first to commit and then sees, and updates, its
+// row: one row per id, never two. Writes to an existing row still
+// serialize on its row lock as in the plain layout. A unique violation
+// (which the lock makes impossible between our own writers, but a writer
+// without it could cause) is retried once by Set and is ErrConflict for
+// CompareAndSet, never a second row. Get, which probes every partition's
+// primary key, thus returns at most one row.
+//
+// The epoch row (epoch.go) has its own bucket, -infinity, which no day's
+// partition covers: it lives in the DEFAULT partition, which is never
+// dropped, and its constant bucket lets its upsert keep ON CONFLICT.
+//
+// Dropping a partition: ALTER TABLE … DETACH PARTITION CONCURRENTLY is not
+// allowed on a table with a DEFAULT partition, so a plain DETACH runs, in
+// a transaction with a short lock_timeout: it holds the parent's ACCESS
+// EXCLUSIVE lock only for the catalog change (readers queue behind it for
+// about a millisecond), and gives up, to try again at the next cleanup,
+// rather than make readers queue behind a long query. In the same
+// transaction, after the lock, the partition is checked again: a Set may
+// have revived an expired row in it (Set updates in place, expired or
+// not), and no statement can reach the partition once the lock is held,
+// so a partition found live again is kept (ROLLBACK). Once detached, the
+// table is read for the expiry reports when someone listens (or only
+// counted), and dropped. A detached table left behind by a failure is
+// found by its name and dropped the next time.
+
+// partitionDays is how many days ahead of today partitions exist: Migrate
+// and the background cleanup create them, so the DEFAULT partition stays
+// empty.
+const partitionDays = 3
+
+// partitionLockTimeout bounds how long a DETACH or CREATE waits for the
+// parent's lock (and how long readers can queue behind it).
+const partitionLockTimeout = "250ms"
+
+// partitionedSchemaVersion is the newest migration the partitioned
+// schema below includes: Migrate records versions up to it as applied
+// when it creates a partitioned table.
+const partitionedSchemaVersion = 2
+
+// epochBucket is the bucket of the epoch row: the DEFAULT partition.
+const epochBucket = "-infinity"
+
+// partitionedSchema creates table partitioned, with the columns and
+// indexes of migrations 0001 and 0002.
+func partitionedSchema(table string) string {
+	schema, bare := splitTable(table)
+	return `CREATE TABLE ` + table + ` (
+    id         text        NOT NULL,
+    data       bytea       NOT NULL,
+    expires    timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    user_id    text,
+    bucket     timestamptz NOT NULL DEFAULT date_trunc('day', now(), 'UTC'),
+    PRIMARY KEY (id, bucket)
+) PARTITION BY RANGE (bucket);
+CREATE INDEX ` + bare + `_expires_idx ON ` + table + ` (expires);
+CREATE INDEX ` + bare + `_user_id_idx ON ` + table + ` (user_id) WHERE user_id IS NOT NULL;
+CREATE TABLE ` + schema + bare + `_default PARTITION OF ` + table + ` DEFAULT;`
+}
+
+// splitTable returns "schema." (or "") and the bare name of table.
+func splitTable(table string) (schema, bare string) {
+	if i := strings.IndexByte(table, '.'); i >= 0 {
+		return table[:i+1], table[i+1:]
+	}
+	return "", table
+}
+
+// partitionName is the partition of table for the UTC day of t.
+func partitionName(table string, day time.Time) string {
+	schema, bare := splitTable(table)
+	return schema + bare + "_p" + day.UTC().Format("20060102")
+}
+
+// checkPartitionable refuses a table name too long for its partitions'
+// names (63 bytes, "_p20060102" more than the table's).
+func checkPartitionable(table string) error {
+	if _, bare := splitTable(table); len(bare) > 63-len("_p20060102") {
+		return fmt.Errorf("session: table %s: a partitioned table's name must be at most %d characters (its partitions are named %s_pYYYYMMDD)", table, 63-len("_p20060102"), bare)
+	}
+	return nil
+}
+
+// relkind returns the pg_class.relkind of table: 'p' partitioned, 'r' a
+// plain table, 0 when it does not exist.
+func relkind(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, table string) (byte, error) {
+	var kind *string
+	if err := q.QueryRow(ctx, `SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)`, table).Scan(&kind); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, err
+	}
+	if kind == nil || *kind == "" {
+		return 0, nil
+	}
+	return (*kind)[0], nil
+}
+
+// utcDay is the start of t's UTC day.
+func utcDay(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// ensurePartitions creates the partitions of table for the days from
+// today to partitionDays ahead that do not exist, in tx. A day whose rows
+// already sit in the DEFAULT partition (no partition existed when they
+// were written) gets none: its rows stay there, deleted row by row.
+func ensurePartitions(ctx context.Context, tx pgx.Tx, table string, now time.Time) (created []string, err error) {
+	schema, bare := splitTable(table)
+	def := schema + bare + "_default"
+	for i := 0; i <= partitionDays; i++ {
+		from := utcDay(now).AddDate(0, 0, i)
+		to := from.AddDate(0, 0, 1)
+		name := partitionName(table, from)
+		kind, err := relkind(ctx, tx, name)
+		if err != nil {
+			return created, err
+		}
+		if kind != 0 {
+			continue
+		}
+		var stray bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+def+` WHERE bucket >= $1 AND bucket < $2)`, from, to).Scan(&stray); err != nil {
+			return created, err
+		}
+		if stray {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE `+name+` PARTITION OF `+table+
+			` FOR VALUES FROM ('`+from.Format(time.RFC3339)+`') TO ('`+to.Format(time.RFC3339)+`')`); err != nil {
+			return created, err
+		}
+		created = append(created, name)
+	}
+	return created, nil
+}
+
+// partitionInfo is one partition of a partitioned table.
+type partitionInfo struct {
+	Name     string // schema-qualified when the table is
+	Bounds   string // as Postgres prints them
+	Rows     int64  // the planner's estimate; -1 when never analyzed
+	Default  bool
+	Day      time.Time // from the name; zero for the DEFAULT partition and foreign names
+	Detached bool      // a table of ours left behind by a failed drop
+	Dead     bool      // droppable: its day is over and no row in it is live
+}
+
+var partitionSuffix = regexp.MustCompile(`_p([0-9]{8})$`)
+
+// partitions lists table's partitions, oldest first, the DEFAULT one
+// last, and the detached leftovers of a failed drop. With dead, each
+// finished day's partition is probed for a live row.
+func (s *PostgresStore) partitions(ctx context.Context, dead bool) ([]partitionInfo, error) {
+	schema, bare := splitTable(s.table)
+	nsp := strings.TrimSuffix(schema, ".")
+	rows, err := s.pool.Query(ctx, `SELECT c.relname, coalesce(pg_get_expr(c.relpartbound, c.oid), ''), c.reltuples::bigint, c.relispartition
+FROM pg_class c
+WHERE c.relnamespace = coalesce(to_regnamespace(nullif($3, '')), (SELECT oid FROM pg_namespace WHERE nspname = current_schema()))
+  AND (c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass($1))
+       OR (c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ ('^' || $2 || '_p[0-9]{8}$')))`, s.table, bare, nsp)
+	if err != nil {
+		return nil, err
+	}
+	var out []partitionInfo
+	for rows.Next() {
+		var p partitionInfo
+		var name string
+		var attached bool
+		if err := rows.Scan(&name, &p.Bounds, &p.Rows, &attached); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.Name = schema + name
+		p.Detached = !attached
+		p.Default = p.Bounds == "DEFAULT"
+		if m := partitionSuffix.FindStringSubmatch(name); m != nil && name == bare+"_p"+m[1] {
+			p.Day, _ = time.Parse("20060102", m[1])
+		}
+		out = append(out, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Default != out[j].Default {
+			return out[j].Default
+		}
+		return out[i].Name < out[j].Name
+	})
+	if dead {
+		today := utcDay(time.Now())
+		for i := range out {
+			p := &out[i]
+			if p.Default || p.Detached || p.Day.IsZero() || p.Day.AddDate(0, 0, 1).After(today) {
+				continue
+			}
+			if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(expires) <= now(), true) FROM `+p.Name).Scan(&p.Dead); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// rotate creates the partitions of the coming days that are missing.
+// Several processes may rotate at once: the one holding Migrate's
+// advisory lock does it, the others skip.
+func (s *PostgresStore) rotate(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var got bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('sessionkit/session migrate `+s.table+`'))`).Scan(&got); err != nil || !got {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+partitionLockTimeout+`'`); err != nil {
+		return err
+	}
+	created, err := ensurePartitions(ctx, tx, s.table, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	return tx.Commit(ctx)
+}
+
+// dropDeadPartitions drops every partition of a finished day in which no
+// row is live, and the detached leftovers of an earlier failure,
+// reporting their rows when someone listens. It returns how many rows
+// went.
+func (s *PostgresStore) dropDeadPartitions(ctx context.Context, progress func(int64), throttle bool) (int64, error) {
+	parts, err := s.partitions(ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	var firstErr error
+	for _, p := range parts {
+		if !p.Dead && !p.Detached {
+			continue
+		}
+		start := time.Now()
+		n, err := s.dropPartition(ctx, p)
+		total += n
+		if err != nil {
+			if ctx.Err() != nil {
+				return total, err
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("partition %s: %w", p.Name, err)
+			}
+			continue
+		}
+		if progress != nil && n > 0 {
+			progress(total)
+		}
+		if throttle {
+			if err := rest(ctx, 3*time.Since(start)); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, firstErr
+}
+
+// dropPartition detaches p (unless it already is), reads or counts its
+// rows, and drops it. A partition found live once the lock is held stays.
+func (s *PostgresStore) dropPartition(ctx context.Context, p partitionInfo) (int64, error) {
+	if !p.Detached {
+		for attempt := 1; ; attempt++ {
+			kept, err := s.detach(ctx, p.Name)
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "55P03" && attempt < 3 {
+				// lock_timeout: a long query holds the table. Let it
+				// finish rather than make readers queue behind us.
+				if err := rest(ctx, time.Duration(attempt)*100*time.Millisecond); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			if err != nil || kept {
+				return 0, err
+			}
+			break
+		}
+	}
+	var n int64
+	if s.expiries.watched() {
+		rows, err := s.pool.Query(ctx, `SELECT id, coalesce(user_id, ''), data, expires FROM `+p.Name+` WHERE id <> '`+epochRowID+`'`)
+		if err != nil {
+			return 0, err
+		}
+		batch := make([]expiredRecord, 0, 1000)
+		for rows.Next() {
+			var r expiredRecord
+			if err := rows.Scan(&r.ID, &r.UserID, &r.Data, &r.Expires); err != nil {
+				break
+			}
+			batch = append(batch, r)
+			if len(batch) == cap(batch) {
+				s.expiries.report(batch)
+				n += int64(len(batch))
+				batch = make([]expiredRecord, 0, 1000)
+			}
+		}
+		rows.Close()
+		s.expiries.report(batch)
+		n += int64(len(batch))
+		if err := rows.Err(); err != nil {
+			// Not dropped: the next cleanup finds it by its name and
+			// reads it again (a row may then be reported twice).
+			return n, err
+		}
+	} else if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+p.Name).Scan(&n); err != nil {
+		return 0, err
+	}
+	if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+p.Name); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// detach detaches partition name from the table in one short transaction,
+// and reports kept when a row in it turned out live once the lock was
+// held (the transaction then rolls back).
+func (s *PostgresStore) detach(ctx context.Context, name string) (kept bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Migrate's lock: one process at a time changes the partitions.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('sessionkit/session migrate `+s.table+`'))`); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+partitionLockTimeout+`'`); err != nil {
+		return false, err
+	}
+	if kind, err := relkind(ctx, tx, name); err != nil || kind == 0 {
+		return true, err // gone already
+	}
+	if _, err := tx.Exec(ctx, `ALTER TABLE `+s.table+` DETACH PARTITION `+name); err != nil {
+		return false, err
+	}
+	var dead bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(expires) <= now(), true) FROM `+name).Scan(&dead); err != nil {
+		return false, err
+	}
+	if !dead {
+		return true, nil
+	}
+	return false, tx.Commit(ctx)
+}
+
+// rest waits d, or until ctx ends.
+func rest(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
