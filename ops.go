@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -46,6 +47,22 @@ func init() {
 	}
 	ops.PurgeExpired = func(ctx context.Context, store any, progress func(int64)) (int64, error) {
 		return store.(*PostgresStore).deleteExpired(ctx, progress, false)
+	}
+	ops.Partitions = func(ctx context.Context, store any) ([]ops.Partition, bool, error) {
+		s := store.(*PostgresStore)
+		part, err := s.partitioned(ctx)
+		if err != nil || !part {
+			return nil, false, err
+		}
+		ps, err := s.partitions(ctx, true)
+		if err != nil {
+			return nil, true, fmt.Errorf("session: postgres partitions of %s: %w", s.table, err)
+		}
+		out := make([]ops.Partition, len(ps))
+		for i, p := range ps {
+			out[i] = ops.Partition{Name: p.Name, Bounds: p.Bounds, Rows: p.Rows, Droppable: p.Dead || p.Detached, Detached: p.Detached}
+		}
+		return out, true, nil
 	}
 	ops.RedactURL = redactURL
 	ops.CheckJSONDepth = func(data []byte) error { return checkJSONDepth(data, maxJSONDepth) }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessionkit/session"
+	"github.com/sessionkit/session/internal/ops"
 )
 
 type backendStats struct {
@@ -16,6 +17,8 @@ type backendStats struct {
 	Addr     string `json:"addr,omitempty"`
 	Sessions *int64 `json:"sessions,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Partitions, for a partitioned Postgres table.
+	Partitions []ops.Partition `json:"partitions,omitempty"`
 }
 
 func init() {
@@ -25,8 +28,11 @@ func init() {
 		name:  "stats",
 		short: "live sessions in each configured backend",
 		summary: `Count the live (unexpired) sessions in each configured backend: Redis
-(SCAN of SESSION_REDIS_PREFIX) and Postgres (SESSION_TABLE). Exits 1 if a
-backend cannot be counted.`,
+(SCAN of SESSION_REDIS_PREFIX) and Postgres (SESSION_TABLE). For a table
+partitioned by day (PostgresOptions.Partitioned), also list its
+partitions: bounds, estimated rows, and whether cleanup may drop it (its
+day is over and no row in it is live). Exits 1 if a backend cannot be
+counted.`,
 		flags: func(fs *flag.FlagSet) {
 			timeout = fs.Duration("timeout", 30*time.Second, "give up after this long")
 			asJSON = fs.Bool("json", false, "print JSON")
@@ -58,6 +64,14 @@ backend cannot be counted.`,
 				} else {
 					st.Sessions = &n
 				}
+				if b.name == "postgres" && err == nil {
+					ps, _, perr := ops.Partitions(ctx, b.store)
+					if perr != nil {
+						st.Error = perr.Error()
+						code = exitFailure
+					}
+					st.Partitions = ps
+				}
 				out = append(out, st)
 			}
 			if *asJSON {
@@ -76,6 +90,29 @@ backend cannot be counted.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Backend, s.Addr, v)
 			}
 			tw.Flush()
+			for _, s := range out {
+				if len(s.Partitions) == 0 {
+					continue
+				}
+				fmt.Fprintf(c.stdout, "\n%s partitions (%d):\n", s.Backend, len(s.Partitions))
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "PARTITION\tBOUNDS\tROWS (EST.)\tDROPPABLE")
+				for _, p := range s.Partitions {
+					rows := fmt.Sprint(p.Rows)
+					if p.Rows < 0 {
+						rows = "?"
+					}
+					drop := "no"
+					switch {
+					case p.Detached:
+						drop = "yes (detached, left by a failed drop)"
+					case p.Droppable:
+						drop = "yes"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Bounds, rows, drop)
+				}
+				tw.Flush()
+			}
 			return code
 		},
 	})

@@ -24,6 +24,15 @@ type Migration struct {
 	Name    string
 }
 
+// Partition is one partition of a partitioned Postgres session table.
+type Partition struct {
+	Name      string `json:"name"`
+	Bounds    string `json:"bounds"`             // as Postgres prints them
+	Rows      int64  `json:"rows_estimate"`      // the planner's estimate; -1: never analyzed
+	Droppable bool   `json:"droppable"`          // its day is over and no row in it is live
+	Detached  bool   `json:"detached,omitempty"` // left behind by a failed drop; the next cleanup drops it
+}
+
 // StoreFailure is one failed call of a store that counts its calls (every
 // store session.Open returns), as the operator's console lists them.
 type StoreFailure struct {
@@ -74,6 +83,11 @@ var (
 	// *session.PostgresStore) without resting between batches, calling
 	// progress with the running total after each batch.
 	PurgeExpired func(ctx context.Context, store any, progress func(deleted int64)) (int64, error)
+
+	// Partitions lists the partitions of the table of store (a
+	// *session.PostgresStore), oldest first, the DEFAULT one last;
+	// partitioned is false for a plain table.
+	Partitions func(ctx context.Context, store any) (parts []Partition, partitioned bool, err error)
 
 	// DecodeRecord reads a record written by the JSON codec: the
 	// manager's facts about the session and its values.
