@@ -279,27 +279,53 @@ func (s *PostgresStore) rotate(ctx context.Context) error {
 // dropDeadPartitions drops every partition of a finished day in which no
 // row is live, and the detached leftovers of an earlier failure,
 // reporting their rows when someone listens. It returns how many rows
-// went.
+// went. All the dead partitions are detached in one transaction, so
+// readers queue behind the parent's lock once, not once per partition.
 func (s *PostgresStore) dropDeadPartitions(ctx context.Context, progress func(int64), throttle bool) (int64, error) {
 	parts, err := s.partitions(ctx, true)
 	if err != nil {
 		return 0, err
 	}
+	var dead, detached []string
+	for _, p := range parts {
+		switch {
+		case p.Detached:
+			detached = append(detached, p.Name)
+		case p.Dead:
+			dead = append(dead, p.Name)
+		}
+	}
+	if len(dead) > 0 {
+		for attempt := 1; ; attempt++ {
+			d, err := s.detach(ctx, dead)
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "55P03" && attempt < 3 {
+				// lock_timeout: a long query holds the table. Let it
+				// finish rather than make readers queue behind us.
+				if err := rest(ctx, time.Duration(attempt)*100*time.Millisecond); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+			detached = append(detached, d...)
+			break
+		}
+	}
 	var total int64
 	var firstErr error
-	for _, p := range parts {
-		if !p.Dead && !p.Detached {
-			continue
-		}
+	for _, name := range detached {
 		start := time.Now()
-		n, err := s.dropPartition(ctx, p)
+		n, err := s.dropDetached(ctx, name)
 		total += n
 		if err != nil {
 			if ctx.Err() != nil {
 				return total, err
 			}
 			if firstErr == nil {
-				firstErr = fmt.Errorf("partition %s: %w", p.Name, err)
+				firstErr = fmt.Errorf("partition %s: %w", name, err)
 			}
 			continue
 		}
@@ -315,30 +341,12 @@ func (s *PostgresStore) dropDeadPartitions(ctx context.Context, progress func(in
 	return total, firstErr
 }
 
-// dropPartition detaches p (unless it already is), reads or counts its
-// rows, and drops it. A partition found live once the lock is held stays.
-func (s *PostgresStore) dropPartition(ctx context.Context, p partitionInfo) (int64, error) {
-	if !p.Detached {
-		for attempt := 1; ; attempt++ {
-			kept, err := s.detach(ctx, p.Name)
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "55P03" && attempt < 3 {
-				// lock_timeout: a long query holds the table. Let it
-				// finish rather than make readers queue behind us.
-				if err := rest(ctx, time.Duration(attempt)*100*time.Millisecond); err != nil {
-					return 0, err
-				}
-				continue
-			}
-			if err != nil || kept {
-				return 0, err
-			}
-			break
-		}
-	}
+// dropDetached reads (when someone listens for expirations) or counts
+// the rows of name, a detached partition, and drops it.
+func (s *PostgresStore) dropDetached(ctx context.Context, name string) (int64, error) {
 	var n int64
 	if s.expiries.watched() {
-		rows, err := s.pool.Query(ctx, `SELECT id, coalesce(user_id, ''), data, expires FROM `+p.Name+` WHERE id <> '`+epochRowID+`'`)
+		rows, err := s.pool.Query(ctx, `SELECT id, coalesce(user_id, ''), data, expires FROM `+name+` WHERE id <> '`+epochRowID+`'`)
 		if err != nil {
 			return 0, err
 		}
@@ -363,45 +371,49 @@ func (s *PostgresStore) dropPartition(ctx context.Context, p partitionInfo) (int
 			// reads it again (a row may then be reported twice).
 			return n, err
 		}
-	} else if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+p.Name).Scan(&n); err != nil {
+	} else if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM `+name).Scan(&n); err != nil {
 		return 0, err
 	}
-	if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+p.Name); err != nil {
+	if _, err := s.pool.Exec(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
 		return n, err
 	}
 	return n, nil
 }
 
-// detach detaches partition name from the table in one short transaction,
-// and reports kept when a row in it turned out live once the lock was
-// held (the transaction then rolls back).
-func (s *PostgresStore) detach(ctx context.Context, name string) (kept bool, err error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return false, err
+// detach detaches the partitions names from the table in one short
+// transaction and returns those it detached: a partition in which a row
+// turned out live once the lock was held stays.
+//
+// The transaction is one simple-protocol query, so that the parent's
+// ACCESS EXCLUSIVE lock is held for the server's own work only, never
+// across a round trip: readers queue behind it for a few milliseconds.
+// On an error the server rolls it back (the connection, left in a failed
+// transaction, is not returned to the pool).
+func (s *PostgresStore) detach(ctx context.Context, names []string) ([]string, error) {
+	var sql strings.Builder
+	sql.WriteString(`BEGIN;
+SELECT pg_advisory_xact_lock(hashtext('sessionkit/session migrate ` + s.table + `'));
+SET LOCAL lock_timeout = '` + partitionLockTimeout + `';
+DO $sessionkit$ BEGIN
+`)
+	for _, name := range names {
+		// Skipped when another process dropped it while we waited for
+		// the advisory lock.
+		fmt.Fprintf(&sql, "IF to_regclass('%[1]s') IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = '%[2]s'::regclass) THEN\n"+
+			"  LOCK TABLE %[2]s IN ACCESS EXCLUSIVE MODE;\n"+
+			// Checked again under the lock: no statement can reach it now.
+			"  IF coalesce((SELECT max(expires) <= now() FROM %[1]s), true) THEN\n"+
+			"    ALTER TABLE %[2]s DETACH PARTITION %[1]s;\n"+
+			"  END IF;\n"+
+			"END IF;\n", name, s.table)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	// Migrate's lock: one process at a time changes the partitions.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('sessionkit/session migrate `+s.table+`'))`); err != nil {
-		return false, err
+	sql.WriteString("END $sessionkit$;\nCOMMIT;")
+	if _, err := s.pool.Exec(ctx, sql.String()); err != nil {
+		return nil, err
 	}
-	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+partitionLockTimeout+`'`); err != nil {
-		return false, err
-	}
-	if kind, err := relkind(ctx, tx, name); err != nil || kind == 0 {
-		return true, err // gone already
-	}
-	if _, err := tx.Exec(ctx, `ALTER TABLE `+s.table+` DETACH PARTITION `+name); err != nil {
-		return false, err
-	}
-	var dead bool
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(expires) <= now(), true) FROM `+name).Scan(&dead); err != nil {
-		return false, err
-	}
-	if !dead {
-		return true, nil
-	}
-	return false, tx.Commit(ctx)
+	var detached []string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(n), '{}') FROM unnest($1::text[]) AS n JOIN pg_class c ON c.oid = to_regclass(n) WHERE NOT c.relispartition`, names).Scan(&detached)
+	return detached, err
 }
 
 // rest waits d, or until ctx ends.

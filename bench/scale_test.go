@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -99,29 +100,49 @@ func usec(d time.Duration) float64 { return float64(d) / float64(time.Microsecon
 // million expired rows (and scaleLive live ones), then measures the p99
 // latency of paced concurrent Gets with no cleanup running, and again
 // while DeleteExpired removes the million rows, and how long that takes.
+//
+// layout=rows is a plain table, cleaned by batched DELETEs; in
+// layout=partitioned (PostgresOptions.Partitioned) the expired rows sit in
+// scalePastDays finished days' partitions, the live ones in today's, and
+// the cleanup drops the dead partitions.
 func BenchmarkScalePostgresCleanup(b *testing.B) {
 	scale(b)
+	for _, layout := range []string{"rows", "partitioned"} {
+		b.Run("layout="+layout, func(b *testing.B) { benchScaleCleanup(b, layout == "partitioned") })
+	}
+}
+
+// scalePastDays is how many finished days' partitions hold the expired
+// rows in layout=partitioned.
+const scalePastDays = 10
+
+func benchScaleCleanup(b *testing.B, partitioned bool) {
 	rows := scaleCount(b)
 	table := pgSchema + ".scale"
+	if partitioned {
+		table = pgSchema + ".scale_part"
+	}
 	pool := newPgPoolN(b, nil, "", scaleWorkers+2)
 	ctx := context.Background()
-	if err := session.Migrate(ctx, pool, table); err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() {
 		pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
 	})
-	store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
+	store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true, Partitioned: partitioned})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
 	data := make([]byte, 400) // a realistic record's size (see StoredBytes)
 	ids := make([]string, scaleLive)
 	for i := range ids {
 		sum := sha256.Sum256([]byte("live-" + strconv.Itoa(i)))
 		ids[i] = hex.EncodeToString(sum[:])
 	}
+	y, m, d := time.Now().UTC().Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	for range b.N {
 		b.StopTimer()
 		if _, err := pool.Exec(ctx, `TRUNCATE `+table); err != nil {
@@ -131,8 +152,25 @@ func BenchmarkScalePostgresCleanup(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (id, data, expires) SELECT encode(sha256(('expired-' || i)::bytea), 'hex'), $1, now() - interval '1 minute' - (i || ' seconds')::interval FROM generate_series(1, $2) AS i`, data, rows); err != nil {
-			b.Fatal(err)
+		if !partitioned {
+			if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (id, data, expires) SELECT encode(sha256(('expired-' || i)::bytea), 'hex'), $1, now() - interval '1 minute' - (i || ' seconds')::interval FROM generate_series(1, $2) AS i`, data, rows); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			// The expired rows were written on the past days: each day's
+			// share in that day's partition.
+			for day := 1; day <= scalePastDays; day++ {
+				from := today.AddDate(0, 0, -day-1)
+				part := table + "_p" + from.Format("20060102")
+				if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+					part, table, from.Format(time.RFC3339), from.AddDate(0, 0, 1).Format(time.RFC3339))); err != nil {
+					b.Fatal(err)
+				}
+				lo, hi := (day-1)*rows/scalePastDays+1, day*rows/scalePastDays
+				if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (id, data, expires, bucket) SELECT encode(sha256(('expired-' || i)::bytea), 'hex'), $1, now() - interval '1 minute' - (i || ' seconds')::interval, $4 FROM generate_series($2::int, $3::int) AS i`, data, lo, hi, from); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+table); err != nil {
 			b.Fatal(err)
