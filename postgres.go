@@ -38,7 +38,8 @@ type PostgresOptions struct {
 	// purge on a schedule of their own. The default is false.
 	DisableCleanup bool
 
-	// CleanupBatchSize is how many rows one DELETE removes. Cleanup runs
+	// CleanupBatchSize is how many rows one DELETE removes (on a
+	// partitioned table, in its DEFAULT partition only). Cleanup runs
 	// batch after batch, each its own short statement, so deleting a
 	// million rows never holds long locks; the background cleanup also
 	// rests between batches three times as long as each took. The default
@@ -57,8 +58,10 @@ type PostgresOptions struct {
 	// ahead. A day's partition is dropped once every row in it has
 	// expired, so an expired row keeps its space for up to the sessions'
 	// lifetime plus one day (rows are never returned once expired either
-	// way); a Get probes each partition's index, so it costs a little more
-	// than on a plain table (bench/NOTES.md has the numbers).
+	// way), and the expiry events of Options.OnEvent for such rows come
+	// when their partition is dropped. A Get probes each partition's
+	// index, so it costs more than on a plain table (bench/NOTES.md has
+	// the numbers). The partition width is one day, fixed.
 	//
 	// It only matters when Migrate creates the table: the store detects
 	// the layout of the table it finds, so the same program serves a
@@ -337,6 +340,13 @@ func (s *PostgresStore) Count(ctx context.Context) (int64, error) {
 // CleanupBatchSize rows, each a statement of its own, resting after each
 // batch three times as long as it took, until none is left or ctx ends. The background
 // cleanup calls it.
+//
+// On a partitioned table (PostgresOptions.Partitioned) it drops the
+// partitions of finished days in which every row has expired, counting
+// their rows (or reading them, when a Manager listens for expirations),
+// then deletes the expired rows of the DEFAULT partition in batches.
+// Expired rows in a partition that still holds a live one stay until it
+// is dropped.
 func (s *PostgresStore) DeleteExpired(ctx context.Context) (int64, error) {
 	return s.deleteExpired(ctx, nil, true)
 }

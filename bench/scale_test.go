@@ -291,3 +291,61 @@ func BenchmarkScaleRedisMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPostgresGetLayout measures one store Get (one round trip, one
+// client) of a live session among scaleLive, on a plain table and on a
+// partitioned one (PostgresOptions.Partitioned) with parts partitions:
+// 5 is a freshly migrated table (today, three days ahead, DEFAULT), 36 a
+// table serving 30-day sessions (31 days of partitions still live).
+func BenchmarkPostgresGetLayout(b *testing.B) {
+	pool := newPgPoolN(b, nil, "", 2)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name        string
+		partitioned bool
+		pastDays    int
+	}{{"layout=rows", false, 0}, {"layout=partitioned/parts=5", true, 0}, {"layout=partitioned/parts=36", true, 31}} {
+		b.Run(c.name, func(b *testing.B) {
+			table := pgSchema + ".getlayout"
+			b.Cleanup(func() {
+				pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
+			})
+			store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true, Partitioned: c.partitioned})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			if err := store.Migrate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			y, m, d := time.Now().UTC().Date()
+			today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+			for day := 1; day <= c.pastDays; day++ {
+				from := today.AddDate(0, 0, -day)
+				if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s_p%s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+					table, from.Format("20060102"), table, from.Format(time.RFC3339), from.AddDate(0, 0, 1).Format(time.RFC3339))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			data := make([]byte, 400)
+			if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (id, data, expires) SELECT encode(sha256(('live-' || i)::bytea), 'hex'), $1, now() + interval '1 hour' FROM generate_series(0, $2 - 1) AS i`, data, scaleLive); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+table); err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, scaleLive)
+			for i := range ids {
+				sum := sha256.Sum256([]byte("live-" + strconv.Itoa(i)))
+				ids[i] = hex.EncodeToString(sum[:])
+			}
+			i := 0
+			for b.Loop() {
+				if _, err := store.Get(ctx, ids[i%scaleLive]); err != nil {
+					b.Fatal(err)
+				}
+				i += 7919
+			}
+		})
+	}
+}
