@@ -117,7 +117,7 @@ func postgresCandidate(databaseURL, directURL string, opts PostgresOptions) (can
 				return fail(fmt.Errorf("session: postgres direct connection for Migrate: %w", err))
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
-			if err := migrateTable(ctx, conn, s.Table(), s.wantPartitioned); err != nil {
+			if err := migrateTable(ctx, conn, s.Table(), s.wantPartitioned, s.wantWidth); err != nil {
 				return fail(err)
 			}
 			return s, nil

@@ -114,13 +114,13 @@ func renameTable(sql, table string) string {
 func Migrate(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, table string) error {
-	return migrateTable(ctx, db, table, false)
+	return migrateTable(ctx, db, table, false, 0)
 }
 
 // migrateTable is Migrate, creating a missing table partitioned when
 // partitioned is set, and refusing a plain one that exists then.
-func migrateTable(ctx context.Context, db txBeginner, table string, partitioned bool) error {
-	err := migrate(ctx, db, table, partitioned)
+func migrateTable(ctx context.Context, db txBeginner, table string, partitioned bool, width time.Duration) error {
+	err := migrate(ctx, db, table, partitioned, width)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -133,7 +133,7 @@ func migrateTable(ctx context.Context, db txBeginner, table string, partitioned 
 	return err
 }
 
-func migrate(ctx context.Context, db txBeginner, table string, partitioned bool) error {
+func migrate(ctx context.Context, db txBeginner, table string, partitioned bool, width time.Duration) error {
 	ms, err := loadMigrations(table)
 	if err != nil {
 		return err
@@ -164,7 +164,7 @@ func migrate(ctx context.Context, db txBeginner, table string, partitioned bool)
 		if err := checkPartitionable(table); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, partitionedSchema(table)); err != nil {
+		if _, err := tx.Exec(ctx, partitionedSchema(table, width)); err != nil {
 			return fmt.Errorf("session: migrate %s (partitioned): %w", table, err)
 		}
 		for _, m := range ms {
@@ -208,7 +208,11 @@ func migrate(ctx context.Context, db txBeginner, table string, partitioned bool)
 		}
 	}
 	if kind == 'p' {
-		if _, err := ensurePartitions(ctx, tx, table, time.Now()); err != nil {
+		width, err := tableWidth(ctx, tx, table)
+		if err != nil {
+			return fmt.Errorf("session: migrate %s: %w", table, err)
+		}
+		if _, err := ensurePartitions(ctx, tx, table, width, time.Now()); err != nil {
 			return fmt.Errorf("session: migrate %s: creating partitions: %w", table, err)
 		}
 	}
@@ -224,7 +228,7 @@ func migrate(ctx context.Context, db txBeginner, table string, partitioned bool)
 // the table existing unpartitioned, it returns an error naming the table
 // and changes nothing.
 func (s *PostgresStore) Migrate(ctx context.Context) error {
-	if err := migrateTable(ctx, s.pool, s.table, s.wantPartitioned); err != nil {
+	if err := migrateTable(ctx, s.pool, s.table, s.wantPartitioned, s.wantWidth); err != nil {
 		return err
 	}
 	s.layout.Store(layoutUnknown) // read again: Migrate may have created it

@@ -14,9 +14,11 @@ import (
 )
 
 // The partitioned layout (PostgresOptions.Partitioned): the table is
-// partitioned by RANGE on a column fixed at insert, bucket, the UTC day
-// the row was created (date_trunc('day', now(), 'UTC')), one partition per
-// day named <table>_pYYYYMMDD, plus a DEFAULT partition <table>_default
+// partitioned by RANGE on a column fixed at insert, bucket, the start of
+// the UTC day (or week: PostgresOptions.PartitionWidth) the row was
+// created (date_trunc('day', now(), 'UTC'), the column's default, which
+// is also where the store reads the width from), one partition per day
+// named <table>_pYYYYMMDD (its first day), plus a DEFAULT partition <table>_default
 // that catches any row whose day has no partition, so that a write never
 // fails for a missing partition. Rows never move between partitions: no
 // statement ever updates bucket (a partition-key UPDATE is a DELETE and an
@@ -27,7 +29,7 @@ import (
 // one probe of the partition's expires index). Readers pay nothing for
 // the rows that wait: every read keeps its expires > now() filter. The
 // price is space: a dead row waits until the last row of its day dies,
-// about the sessions' lifetime plus one day after its creation (a session
+// about the sessions' lifetime plus one width after its creation (a session
 // kept alive by sliding expiry keeps its creation day's partition, up to
 // the absolute lifetime). Rows in the DEFAULT partition (there should be
 // none but the epoch row) are deleted row by row, as in the plain layout.
@@ -67,10 +69,16 @@ import (
 // counted), and dropped. A detached table left behind by a failure is
 // found by its name and dropped the next time.
 
-// partitionDays is how many days ahead of today partitions exist: Migrate
-// and the background cleanup create them, so the DEFAULT partition stays
-// empty.
-const partitionDays = 3
+// partitionAhead is how far ahead partitions exist: Migrate and the
+// background cleanup create every partition that begins before now plus
+// partitionAhead, so the DEFAULT partition stays empty.
+const partitionAhead = 72 * time.Hour
+
+// The partition widths (PostgresOptions.PartitionWidth).
+const (
+	day  = 24 * time.Hour
+	week = 7 * day
+)
 
 // partitionLockTimeout bounds how long a DETACH or CREATE waits for the
 // parent's lock (and how long readers can queue behind it).
@@ -84,9 +92,17 @@ const partitionedSchemaVersion = 2
 // epochBucket is the bucket of the epoch row: the DEFAULT partition.
 const epochBucket = "-infinity"
 
+// truncUnit is date_trunc's unit for a partition width.
+func truncUnit(width time.Duration) string {
+	if width == week {
+		return "week"
+	}
+	return "day"
+}
+
 // partitionedSchema creates table partitioned, with the columns and
-// indexes of migrations 0001 and 0002.
-func partitionedSchema(table string) string {
+// indexes of migrations 0001 and 0002, one partition per width.
+func partitionedSchema(table string, width time.Duration) string {
 	schema, bare := splitTable(table)
 	return `CREATE TABLE ` + table + ` (
     id         text        NOT NULL,
@@ -95,7 +111,7 @@ func partitionedSchema(table string) string {
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     user_id    text,
-    bucket     timestamptz NOT NULL DEFAULT date_trunc('day', now(), 'UTC'),
+    bucket     timestamptz NOT NULL DEFAULT date_trunc('` + truncUnit(width) + `', now(), 'UTC'),
     PRIMARY KEY (id, bucket)
 ) PARTITION BY RANGE (bucket);
 CREATE INDEX ` + bare + `_expires_idx ON ` + table + ` (expires);
@@ -147,16 +163,42 @@ func utcDay(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// ensurePartitions creates the partitions of table for the days from
-// today to partitionDays ahead that do not exist, in tx. A day whose rows
-// already sit in the DEFAULT partition (no partition existed when they
-// were written) gets none: its rows stay there, deleted row by row.
-func ensurePartitions(ctx context.Context, tx pgx.Tx, table string, now time.Time) (created []string, err error) {
+// periodStart is the start of the partition of width holding t, as the
+// bucket column computes it (date_trunc: weeks begin on Monday).
+func periodStart(t time.Time, width time.Duration) time.Time {
+	d := utcDay(t)
+	if width == week {
+		d = d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
+	}
+	return d
+}
+
+// tableWidth reads the partition width of the partitioned table from its
+// bucket column's default: the table says what it is.
+func tableWidth(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, table string) (time.Duration, error) {
+	var def string
+	err := q.QueryRow(ctx, `SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = to_regclass($1) AND a.attname = 'bucket'`, table).Scan(&def)
+	if err != nil {
+		return 0, fmt.Errorf("reading the partition width of %s (the default of its bucket column): %w", table, err)
+	}
+	if strings.Contains(def, "'week'") {
+		return week, nil
+	}
+	return day, nil
+}
+
+// ensurePartitions creates the partitions of table (of width) from the
+// current one to partitionAhead ahead that do not exist, in tx. A period
+// whose rows already sit in the DEFAULT partition (no partition existed
+// when they were written) gets none: its rows stay there, deleted row by
+// row.
+func ensurePartitions(ctx context.Context, tx pgx.Tx, table string, width time.Duration, now time.Time) (created []string, err error) {
 	schema, bare := splitTable(table)
 	def := schema + bare + "_default"
-	for i := 0; i <= partitionDays; i++ {
-		from := utcDay(now).AddDate(0, 0, i)
-		to := from.AddDate(0, 0, 1)
+	for from := periodStart(now, width); from.Before(now.Add(partitionAhead)); from = from.Add(width) {
+		to := from.Add(width)
 		name := partitionName(table, from)
 		kind, err := relkind(ctx, tx, name)
 		if err != nil {
@@ -236,10 +278,11 @@ WHERE c.relnamespace = coalesce(to_regnamespace(nullif($3, '')), (SELECT oid FRO
 		return out[i].Name < out[j].Name
 	})
 	if dead {
-		today := utcDay(time.Now())
+		width := time.Duration(s.width.Load())
+		now := time.Now()
 		for i := range out {
 			p := &out[i]
-			if p.Default || p.Detached || p.Day.IsZero() || p.Day.AddDate(0, 0, 1).After(today) {
+			if p.Default || p.Detached || p.Day.IsZero() || p.Day.Add(width).After(now) {
 				continue
 			}
 			if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(expires) <= now(), true) FROM `+p.Name).Scan(&p.Dead); err != nil {
@@ -266,7 +309,7 @@ func (s *PostgresStore) rotate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+partitionLockTimeout+`'`); err != nil {
 		return err
 	}
-	created, err := ensurePartitions(ctx, tx, s.table, time.Now())
+	created, err := ensurePartitions(ctx, tx, s.table, time.Duration(s.width.Load()), time.Now())
 	if err != nil {
 		return err
 	}

@@ -389,3 +389,53 @@ func TestPartitionedFirstInsertRace(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionedWeekly: PartitionWidth a week gives one partition per
+// week, Monday to Monday (UTC); the width is read from the table, so a
+// store without the option rotates it by weeks too; other widths are
+// refused.
+func TestPartitionedWeekly(t *testing.T) {
+	for _, w := range []time.Duration{time.Hour, -24 * time.Hour, 48 * time.Hour} {
+		if _, err := session.NewPostgresStore(testPool(t), session.PostgresOptions{Partitioned: true, PartitionWidth: w}); err == nil || !strings.Contains(err.Error(), "PartitionWidth") {
+			t.Errorf("PartitionWidth %v: %v", w, err)
+		}
+	}
+	s := newPartitionedStore(t, session.PostgresOptions{DisableCleanup: true, PartitionWidth: 7 * 24 * time.Hour})
+	pool, table := s.Pool(), s.Table()
+	ctx := tctx(t)
+	monday := utcDay(0)
+	for monday.Weekday() != time.Monday {
+		monday = monday.AddDate(0, 0, -1)
+	}
+	this := table + "_p" + monday.Format("20060102")
+	want := map[string]bool{this: true, table + "_default": true}
+	if next := monday.AddDate(0, 0, 7); next.Before(time.Now().Add(72 * time.Hour)) {
+		want[table+"_p"+next.Format("20060102")] = true
+	}
+	if got := partitionsOf(t, pool, table); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("weekly partitions = %v, want %v", got, want)
+	}
+	if err := s.Set(ctx, "w", session.Record{Data: []byte("1"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	var where string
+	pool.QueryRow(ctx, `SELECT tableoid::regclass::text FROM `+table+` WHERE id = 'w'`).Scan(&where)
+	if where != this {
+		t.Fatalf("row written into %s, want %s", where, this)
+	}
+	// A store without the options, and the plain Migrate, keep weeks.
+	if err := session.Migrate(ctx, pool, table); err != nil {
+		t.Fatal(err)
+	}
+	other, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.DeleteExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := partitionsOf(t, pool, table); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after Migrate and DeleteExpired by another store: %v, want %v", got, want)
+	}
+}

@@ -60,8 +60,9 @@ type PostgresOptions struct {
 	// lifetime plus one day (rows are never returned once expired either
 	// way), and the expiry events of Options.OnEvent for such rows come
 	// when their partition is dropped. A Get probes each partition's
-	// index, so it costs more than on a plain table (bench/NOTES.md has
-	// the numbers). The partition width is one day, fixed.
+	// index, so it costs more than on a plain table, the more so the more
+	// partitions there are (bench/NOTES.md has the numbers): for
+	// sessions that live weeks, choose PartitionWidth a week.
 	//
 	// It only matters when Migrate creates the table: the store detects
 	// the layout of the table it finds, so the same program serves a
@@ -70,6 +71,15 @@ type PostgresOptions struct {
 	// error naming a table that exists unpartitioned. The default is
 	// false: a plain table, cleaned by deleting rows in batches.
 	Partitioned bool
+
+	// PartitionWidth is the span of one partition when Migrate creates a
+	// partitioned table: 24 hours (the default, 0: one partition per UTC
+	// day) or 7*24 hours (one per week, Monday to Monday, UTC). A wider
+	// partition means fewer partitions for a Get to probe and expired
+	// rows waiting up to one width longer before their partition is
+	// dropped. Any other value, negative ones included, is an error. An
+	// existing table keeps the width it was created with.
+	PartitionWidth time.Duration
 }
 
 // PostgresStore is a [Store] on PostgreSQL through a [pgxpool.Pool].
@@ -129,7 +139,9 @@ type PostgresStore struct {
 	// PostgresOptions.Partitioned; layout is what the table is, read
 	// once (layoutUnknown until the table exists).
 	wantPartitioned bool
+	wantWidth       time.Duration
 	layout          atomic.Int32
+	width           atomic.Int64 // of the partitioned table, once layout says so
 	qLockID         string
 	qSetPart        string
 	qCASInsertPart  string
@@ -149,6 +161,9 @@ var tableName = regexp.MustCompile(`^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0
 
 // check returns an error for an invalid (negative) option.
 func (o PostgresOptions) check() error {
+	if w := o.PartitionWidth; w != 0 && w != day && w != week {
+		return fmt.Errorf("session: PostgresOptions.PartitionWidth is %v: want 24h (a day, the default) or 168h (a week)", w)
+	}
 	return checkNonNegative("PostgresOptions", "CleanupInterval", o.CleanupInterval, "CleanupBatchSize", o.CleanupBatchSize)
 }
 
@@ -221,6 +236,10 @@ func NewPostgresStore(pool *pgxpool.Pool, opts PostgresOptions) (*PostgresStore,
 			`SELECT greatest(convert_from(data, 'UTF8')::bigint, $3::bigint) FROM ` + table + ` WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`,
 	}
 	s.wantPartitioned = opts.Partitioned
+	s.wantWidth = opts.PartitionWidth
+	if s.wantWidth == 0 {
+		s.wantWidth = day
+	}
 	s.partitionedStatements()
 	interval := opts.CleanupInterval
 	if interval == 0 {
@@ -566,6 +585,11 @@ func (s *PostgresStore) partitioned(ctx context.Context) (bool, error) {
 	case 0: // no table yet: the plain statement fails as it should
 		return false, nil
 	case 'p':
+		width, err := tableWidth(ctx, s.pool, s.table)
+		if err != nil {
+			return false, err
+		}
+		s.width.Store(int64(width))
 		s.layout.Store(layoutPartitioned)
 		return true, nil
 	}

@@ -295,22 +295,30 @@ func BenchmarkScaleRedisMemory(b *testing.B) {
 // BenchmarkPostgresGetLayout measures one store Get (one round trip, one
 // client) of a live session among scaleLive, on a plain table and on a
 // partitioned one (PostgresOptions.Partitioned) with parts partitions:
-// 5 is a freshly migrated table (today, three days ahead, DEFAULT), 36 a
-// table serving 30-day sessions (31 days of partitions still live).
+// 5 is a freshly migrated daily table (today, three days ahead, DEFAULT),
+// 36 a daily table serving 30-day sessions (31 days of partitions still
+// live), 7-8 a weekly one serving them (5 past weeks, the current one,
+// the next when it begins within 3 days, DEFAULT).
 func BenchmarkPostgresGetLayout(b *testing.B) {
 	pool := newPgPoolN(b, nil, "", 2)
 	ctx := context.Background()
 	for _, c := range []struct {
 		name        string
 		partitioned bool
-		pastDays    int
-	}{{"layout=rows", false, 0}, {"layout=partitioned/parts=5", true, 0}, {"layout=partitioned/parts=36", true, 31}} {
+		width       time.Duration
+		past        int // partitions of past days or weeks
+	}{
+		{"layout=rows", false, 0, 0},
+		{"layout=partitioned/daily/parts=5", true, 24 * time.Hour, 0},
+		{"layout=partitioned/daily/parts=36", true, 24 * time.Hour, 31},
+		{"layout=partitioned/weekly/parts=7-8", true, 7 * 24 * time.Hour, 5},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			table := pgSchema + ".getlayout"
 			b.Cleanup(func() {
 				pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
 			})
-			store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true, Partitioned: c.partitioned})
+			store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true, Partitioned: c.partitioned, PartitionWidth: c.width})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -318,12 +326,17 @@ func BenchmarkPostgresGetLayout(b *testing.B) {
 			if err := store.Migrate(ctx); err != nil {
 				b.Fatal(err)
 			}
-			y, m, d := time.Now().UTC().Date()
-			today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-			for day := 1; day <= c.pastDays; day++ {
-				from := today.AddDate(0, 0, -day)
+			// The current partition's start, as the bucket column has it.
+			var cur time.Time
+			if c.partitioned {
+				if err := pool.QueryRow(ctx, `SELECT min(bucket) FROM (SELECT `+map[bool]string{true: "date_trunc('week', now(), 'UTC')", false: "date_trunc('day', now(), 'UTC')"}[c.width > 24*time.Hour]+` AS bucket) AS b`).Scan(&cur); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for k := 1; k <= c.past; k++ {
+				from := cur.Add(-time.Duration(k) * c.width).UTC()
 				if _, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s_p%s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
-					table, from.Format("20060102"), table, from.Format(time.RFC3339), from.AddDate(0, 0, 1).Format(time.RFC3339))); err != nil {
+					table, from.Format("20060102"), table, from.Format(time.RFC3339), from.Add(c.width).Format(time.RFC3339))); err != nil {
 					b.Fatal(err)
 				}
 			}
