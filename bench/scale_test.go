@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,45 +294,52 @@ func BenchmarkScaleRedisMemory(b *testing.B) {
 }
 
 // BenchmarkPostgresGetLayout measures one store Get (one round trip, one
-// client) of a live session among scaleLive, on a plain table and on a
-// partitioned one (PostgresOptions.Partitioned) with parts partitions:
-// 5 is a freshly migrated daily table (today, three days ahead, DEFAULT),
-// 36 a daily table serving 30-day sessions (31 days of partitions still
-// live), 7-8 a weekly one serving them (5 past weeks, the current one,
-// the next when it begins within 3 days, DEFAULT).
+// client) of a live session among scaleLive, on a plain table and on
+// partitioned ones (PostgresOptions.Partitioned): "daily-5" is a freshly
+// migrated daily table (today, three days ahead, DEFAULT), "daily-36" a
+// daily table serving 30-day sessions (31 days of partitions still live),
+// "weekly-8" a weekly one serving them (5 past weeks, the current one,
+// one ahead, DEFAULT). The layouts take turns Get by Get, so that the
+// shared machine's load drifts alike for all; each reports its mean
+// (µs/get) and its ratio to the plain table.
 func BenchmarkPostgresGetLayout(b *testing.B) {
 	pool := newPgPoolN(b, nil, "", 2)
 	ctx := context.Background()
-	for _, c := range []struct {
+	layouts := []struct {
 		name        string
 		partitioned bool
 		width       time.Duration
 		past        int // partitions of past days or weeks
 	}{
-		{"layout=rows", false, 0, 0},
-		{"layout=partitioned/daily/parts=5", true, 24 * time.Hour, 0},
-		{"layout=partitioned/daily/parts=36", true, 24 * time.Hour, 31},
-		{"layout=partitioned/weekly/parts=7-8", true, 7 * 24 * time.Hour, 5},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			table := pgSchema + ".getlayout"
-			b.Cleanup(func() {
-				pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
-			})
-			store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true, Partitioned: c.partitioned, PartitionWidth: c.width})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			if err := store.Migrate(ctx); err != nil {
-				b.Fatal(err)
-			}
+		{"rows", false, 0, 0},
+		{"daily-5", true, 24 * time.Hour, 0},
+		{"daily-36", true, 24 * time.Hour, 31},
+		{"weekly-8", true, 7 * 24 * time.Hour, 5},
+	}
+	stores := make([]*session.PostgresStore, len(layouts))
+	for i, c := range layouts {
+		table := pgSchema + ".getlayout_" + strings.ReplaceAll(c.name, "-", "_")
+		b.Cleanup(func() {
+			pool.Exec(context.Background(), `DROP TABLE IF EXISTS `+table+`, `+table+`_schema_migrations`)
+		})
+		store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: table, DisableCleanup: true, Partitioned: c.partitioned, PartitionWidth: c.width})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer store.Close()
+		if err := store.Migrate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		stores[i] = store
+		if c.partitioned {
 			// The current partition's start, as the bucket column has it.
+			unit := "day"
+			if c.width > 24*time.Hour {
+				unit = "week"
+			}
 			var cur time.Time
-			if c.partitioned {
-				if err := pool.QueryRow(ctx, `SELECT min(bucket) FROM (SELECT `+map[bool]string{true: "date_trunc('week', now(), 'UTC')", false: "date_trunc('day', now(), 'UTC')"}[c.width > 24*time.Hour]+` AS bucket) AS b`).Scan(&cur); err != nil {
-					b.Fatal(err)
-				}
+			if err := pool.QueryRow(ctx, `SELECT date_trunc('`+unit+`', now(), 'UTC')`).Scan(&cur); err != nil {
+				b.Fatal(err)
 			}
 			for k := 1; k <= c.past; k++ {
 				from := cur.Add(-time.Duration(k) * c.width).UTC()
@@ -340,25 +348,44 @@ func BenchmarkPostgresGetLayout(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			data := make([]byte, 400)
-			if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (id, data, expires) SELECT encode(sha256(('live-' || i)::bytea), 'hex'), $1, now() + interval '1 hour' FROM generate_series(0, $2 - 1) AS i`, data, scaleLive); err != nil {
+			if next := cur.Add(c.width); c.width > 24*time.Hour {
+				pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s_p%s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+					table, next.UTC().Format("20060102"), table, next.UTC().Format(time.RFC3339), next.Add(c.width).UTC().Format(time.RFC3339)))
+			}
+		}
+		data := make([]byte, 400)
+		if _, err := pool.Exec(ctx, `INSERT INTO `+table+` (id, data, expires) SELECT encode(sha256(('live-' || i)::bytea), 'hex'), $1, now() + interval '1 hour' FROM generate_series(0, $2 - 1) AS i`, data, scaleLive); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+table); err != nil {
+			b.Fatal(err)
+		}
+		var parts int
+		pool.QueryRow(ctx, `SELECT count(*) FROM pg_inherits WHERE inhparent = $1::regclass`, table).Scan(&parts)
+		b.Logf("%s: %d partitions", c.name, parts)
+	}
+	ids := make([]string, scaleLive)
+	for i := range ids {
+		sum := sha256.Sum256([]byte("live-" + strconv.Itoa(i)))
+		ids[i] = hex.EncodeToString(sum[:])
+	}
+	took := make([]time.Duration, len(layouts))
+	n := 0
+	for b.Loop() {
+		id := ids[(n*7919)%scaleLive]
+		for i, s := range stores {
+			start := time.Now()
+			if _, err := s.Get(ctx, id); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+table); err != nil {
-				b.Fatal(err)
-			}
-			ids := make([]string, scaleLive)
-			for i := range ids {
-				sum := sha256.Sum256([]byte("live-" + strconv.Itoa(i)))
-				ids[i] = hex.EncodeToString(sum[:])
-			}
-			i := 0
-			for b.Loop() {
-				if _, err := store.Get(ctx, ids[i%scaleLive]); err != nil {
-					b.Fatal(err)
-				}
-				i += 7919
-			}
-		})
+			took[i] += time.Since(start)
+		}
+		n++
+	}
+	for i, c := range layouts {
+		b.ReportMetric(usec(took[i])/float64(n), c.name+"-µs/get")
+		if i > 0 {
+			b.ReportMetric(float64(took[i])/float64(took[0]), c.name+"/rows")
+		}
 	}
 }
