@@ -442,7 +442,12 @@ func (s *Session) encode() ([]byte, error) {
 				set[k] = c.value
 			}
 		}
-		data, err = s.m.lazy.Patch(s.raw, s.p.meta(), set, deleted)
+		if s.vals != nil {
+			// The package's JSON codec, on values load checked.
+			data, err = patchValues(s.vals, s.p.meta(), set, deleted)
+		} else {
+			data, err = s.m.lazy.Patch(s.raw, s.p.meta(), set, deleted)
+		}
 	} else {
 		data, err = s.m.codec.Encode(s.p.meta(), s.values())
 	}
