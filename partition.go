@@ -55,19 +55,23 @@ import (
 // partition covers: it lives in the DEFAULT partition, which is never
 // dropped, and its constant bucket lets its upsert keep ON CONFLICT.
 //
-// Dropping a partition: ALTER TABLE … DETACH PARTITION CONCURRENTLY is not
-// allowed on a table with a DEFAULT partition, so a plain DETACH runs, in
-// a transaction with a short lock_timeout: it holds the parent's ACCESS
-// EXCLUSIVE lock only for the catalog change (readers queue behind it for
-// about a millisecond), and gives up, to try again at the next cleanup,
-// rather than make readers queue behind a long query. In the same
-// transaction, after the lock, the partition is checked again: a Set may
-// have revived an expired row in it (Set updates in place, expired or
-// not), and no statement can reach the partition once the lock is held,
-// so a partition found live again is kept (ROLLBACK). Once detached, the
-// table is read for the expiry reports when someone listens (or only
-// counted), and dropped. A detached table left behind by a failure is
-// found by its name and dropped the next time.
+// Dropping partitions: ALTER TABLE … DETACH PARTITION CONCURRENTLY is not
+// allowed on a table with a DEFAULT partition, so a plain DETACH runs. All
+// the dead partitions go in one transaction sent as one simple-protocol
+// query (detach): the parent's ACCESS EXCLUSIVE lock is taken once, held
+// for the server's own catalog work only, never across a round trip
+// (readers queue behind it for a few milliseconds), under a short
+// lock_timeout, so that it gives up (and tries again twice, then at the
+// next cleanup) rather than make readers queue behind a long query. Under
+// the lock each partition is checked again: a Set may have revived an
+// expired row in it (Set updates in place, expired or not), and once the
+// lock is held no statement can reach the partition, so one found live is
+// kept. Once detached, each table is read for the expiry reports when
+// someone listens (or only counted), and dropped, resting between tables
+// as the row cleanup rests between batches. A detached table left behind
+// by a failure is found by its name and dropped the next time. Creating
+// the coming partitions (rotate, Migrate) also locks the parent briefly,
+// once per width, under the same lock_timeout.
 
 // partitionAhead is how far ahead partitions exist: Migrate and the
 // background cleanup create every partition that begins before now plus
