@@ -122,6 +122,7 @@ func TestNegativeOptions(t *testing.T) {
 
 		"PostgresOptions.CleanupInterval":  postgres(session.PostgresOptions{CleanupInterval: -1}),
 		"PostgresOptions.CleanupBatchSize": postgres(session.PostgresOptions{CleanupBatchSize: -1}),
+		"PostgresOptions.PartitionWidth":   postgres(session.PostgresOptions{Partitioned: true, PartitionWidth: -24 * time.Hour}),
 
 		"RedisOptions.CountBatch": redisOpts(session.RedisOptions{CountBatch: -1}),
 
