@@ -50,16 +50,17 @@ type PostgresOptions struct {
 	Logger *slog.Logger
 
 	// Partitioned makes [PostgresStore.Migrate] create the table
-	// partitioned by day (the UTC day each row was created), so that
-	// cleanup drops whole days' partitions instead of deleting rows, which
-	// costs concurrent readers nothing. Migrate creates today's partition,
-	// the next three days' and a DEFAULT partition (so a write never fails
-	// for a missing day), and the background cleanup keeps creating them
-	// ahead. A day's partition is dropped once every row in it has
-	// expired, so an expired row keeps its space for up to the sessions'
-	// lifetime plus one day (rows are never returned once expired either
-	// way), and the expiry events of Options.OnEvent for such rows come
-	// when their partition is dropped. A Get probes each partition's
+	// partitioned by creation time (the UTC day each row was created, or
+	// week: PartitionWidth), so that cleanup drops whole partitions
+	// instead of deleting rows, which costs concurrent readers nothing.
+	// Migrate creates the current partition, those beginning within the
+	// next three days and a DEFAULT partition (so a write never fails for
+	// a missing one), and the background cleanup keeps creating them
+	// ahead. A partition is dropped once its span is over and every row
+	// in it has expired, so an expired row keeps its space for up to the
+	// sessions' lifetime plus one width (rows are never returned once
+	// expired either way), and the expiry events of Options.OnEvent for
+	// such rows come when their partition is dropped. A Get probes each partition's
 	// index, so it costs more than on a plain table, the more so the more
 	// partitions there are (bench/NOTES.md has the numbers): for
 	// sessions that live weeks, choose PartitionWidth a week.
@@ -104,6 +105,11 @@ type PostgresOptions struct {
 //     trip and executes in the next, on whatever server connection then
 //     holds another client's unnamed statement. Never use it through a
 //     transaction pooler.
+//
+// On a partitioned table (PostgresOptions.Partitioned) a write that may
+// create a row is a batch of two statements, sent in one round trip and
+// run as one implicit transaction, and dropping partitions is one
+// multi-statement query: both work through a transaction pooler too.
 //
 // [Migrate] runs in one transaction and works through the pooler with
 // exec; if it fails because of prepared statements, its error names the
