@@ -101,6 +101,18 @@ func postgresBackend(ctx context.Context) error {
 	return nil
 }
 
+func postgresPartitioned(ctx context.Context, pool *pgxpool.Pool) error {
+	store, err := session.NewPostgresStore(pool, session.PostgresOptions{Table: "sessions_by_day", Partitioned: true})
+	if err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx); err != nil { // creates the partitioned table
+		return err
+	}
+	defer store.Close()
+	return nil
+}
+
 func newMyStore(t *testing.T) session.Store {
 	s := session.NewMemoryStore(session.MemoryOptions{})
 	t.Cleanup(func() { s.Close() })
