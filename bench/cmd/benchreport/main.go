@@ -23,6 +23,7 @@ type key struct {
 	bench                  string // Request, StoredBytes, ScalePostgresCleanup, ...
 	backend, work, clients string
 	lib                    string
+	live                   string // ScalePostgresLive: live rows ("10k", "10M")
 }
 
 type data map[key]map[string][]float64
@@ -57,6 +58,8 @@ func read(files []string) (data, error) {
 					k.clients = val
 				case "lib":
 					k.lib = val
+				case "live":
+					k.live = val
 				}
 			}
 			m := d[k]
@@ -254,6 +257,13 @@ func report(w io.Writer, d data) {
 	row("cleanup of 1M rows: concurrent p99 Get < 2x idle", fmt.Sprintf("%.0f expired rows", rows),
 		fmt.Sprintf("p99 %.0f µs during vs %.0f µs idle (%.2fx); cleanup took %.1f s", during, idle, p99r, secs),
 		p99r < 2, ok)
+	lk, lok := liveBig(d)
+	lr, _ := d.get(lk, "p99-vs-10k")
+	lbig, _ := d.get(lk, "p99-µs")
+	lsmall, _ := d.get(key{bench: "ScalePostgresLive", live: "10k"}, "p99-µs")
+	row("Postgres: 10M live sessions, read-only p99 ≤ 1.2x of 10k live sessions", lk.live+" live rows",
+		fmt.Sprintf("p99 %.0f µs at %s vs %.0f µs at 10k (%.2fx)", lbig, lk.live, lsmall, lr),
+		lr <= 1.2, lok)
 	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "### Bytes stored per realistic session")
@@ -284,7 +294,7 @@ func report(w io.Writer, d data) {
 			mem = append(mem, k)
 		}
 	}
-	if len(mem) > 0 || ok {
+	if len(mem) > 0 || ok || lok {
 		fmt.Fprintln(w, "### Scale")
 		fmt.Fprintln(w)
 	}
@@ -310,6 +320,36 @@ func report(w io.Writer, d data) {
 		fmt.Fprintln(w, "The target is judged on the median p99 ratio; each run's idle p99 is its own baseline.")
 		fmt.Fprintln(w)
 	}
+	if lok {
+		fmt.Fprintf(w, "Postgres, `PostgresStore.Get` on a table (our schema) of 10k and of %s live sessions, ids drawn uniformly from all rows, 8 paced loops (about 2,000 Gets/s in all), 15 s after a 3 s warm-up:\n\n", lk.live)
+		fmt.Fprintln(w, "| live rows | run | Get p50 | Get p99 | Get p99.9 | Gets | table + indexes | fill time | p99 vs 10k |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+		for _, k := range []key{{bench: "ScalePostgresLive", live: "10k"}, lk} {
+			m := d[k]
+			for i := range m["p99-µs"] {
+				at := func(u string) string {
+					if i >= len(m[u]) {
+						return "—"
+					}
+					v := m[u][i]
+					switch u {
+					case "table-B": // reported as table-MB; benchfmt makes it bytes
+						v /= 1e6
+					case "fill-s":
+						return fmt.Sprintf("%.1f", v)
+					}
+					return fmt.Sprintf("%.0f", v)
+				}
+				r := "—"
+				if i < len(m["p99-vs-10k"]) {
+					r = fmt.Sprintf("%.2fx", m["p99-vs-10k"][i])
+				}
+				fmt.Fprintf(w, "| %s | %d | %s µs | %s µs | %s µs | %s | %s MB | %s s | %s |\n", k.live, i+1,
+					at("p50-µs"), at("p99-µs"), at("p999-µs"), at("gets"), at("table-B"), at("fill-s"), r)
+			}
+		}
+		fmt.Fprintf(w, "\nThe target is judged on the median p99-vs-10k; each run's 10k p99 (measured just before its %s run) is its own baseline.\n\n", lk.live)
+	}
 	if len(mem) > 0 {
 		slices.SortFunc(mem, func(a, b key) int { return strings.Compare(a.lib, b.lib) })
 		fmt.Fprintln(w, "Redis, 1,000,000 live sessions in each library's format, `INFO memory` used_memory delta:")
@@ -324,6 +364,22 @@ func report(w io.Writer, d data) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// liveBig returns the key of ScalePostgresLive's big table (10M unless
+// BENCH_SCALE_LIVE made it another size), and whether it has a ratio.
+func liveBig(d data) (key, bool) {
+	best := key{bench: "ScalePostgresLive", live: "10M"}
+	for k, m := range d {
+		if k.bench == "ScalePostgresLive" && len(m["p99-vs-10k"]) > 0 {
+			best = k
+			if k.live == "10M" {
+				break
+			}
+		}
+	}
+	_, ok := d.get(best, "p99-vs-10k")
+	return best, ok
 }
 
 func main() {
