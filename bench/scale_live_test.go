@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/sessionkit/session"
 )
 
@@ -22,6 +23,7 @@ const (
 	scaleLiveChunk = 1_000_000  // rows per INSERT statement of the fill
 	scaleLiveWarm  = 3 * time.Second
 	scaleLiveFor   = 15 * time.Second
+	statsFlush     = 11 * time.Second
 )
 
 // liveP99At10k is the p99 Get latency the live=10k sub-benchmark measured
@@ -49,6 +51,33 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Fields(string(b))[0]
+}
+
+// diskReadKB is what the whole machine has read from disk so far
+// (/proc/vmstat pgpgin, in KB), or 0 where there is no such file.
+func diskReadKB() int64 {
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "pgpgin "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// bufStats returns how many blocks of table (heap and indexes) Postgres has
+// read into shared_buffers and found there (pg_statio_user_tables; the
+// statistics collector may lag by up to a few hundred milliseconds).
+func bufStats(ctx context.Context, pool interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, table string) (reads, hits int64, err error) {
+	err = pool.QueryRow(ctx, `SELECT coalesce(heap_blks_read, 0) + coalesce(idx_blks_read, 0), coalesce(heap_blks_hit, 0) + coalesce(idx_blks_hit, 0)
+		FROM pg_statio_user_tables WHERE relid = $1::regclass`, table).Scan(&reads, &hits)
+	return reads, hits, err
 }
 
 func liveLabel(n int) string {
@@ -154,7 +183,15 @@ func scalePostgresLive(b *testing.B, rows int) {
 		if _, err := latencies(stop, rows, get); err != nil {
 			b.Fatal(err)
 		}
+		// Backends flush their I/O statistics when idle, within 10 s
+		// (PGSTAT_IDLE_INTERVAL): wait so that the window's counts are its own.
+		time.Sleep(statsFlush)
 		load0 := loadAvg()
+		reads0, hits0, err := bufStats(ctx, pool, table)
+		if err != nil {
+			b.Fatal(err)
+		}
+		disk0 := diskReadKB()
 		b.StartTimer()
 		stop = make(chan struct{})
 		time.AfterFunc(scaleLiveFor, func() { close(stop) })
@@ -166,6 +203,17 @@ func scalePostgresLive(b *testing.B, rows int) {
 		if len(lat) == 0 {
 			b.Fatal("no Gets measured")
 		}
+		disk := diskReadKB() - disk0
+		time.Sleep(statsFlush)
+		reads1, hits1, err := bufStats(ctx, pool, table)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Blocks of the table and its indexes that each Get found outside
+		// shared_buffers (read from the OS page cache or the disk).
+		b.ReportMetric(float64(reads1-reads0)/float64(len(lat)), "buf-reads/get")
+		b.Logf("per Get: %.2f blocks read into shared_buffers, %.2f found there; the machine read %d MB from disk meanwhile",
+			float64(reads1-reads0)/float64(len(lat)), float64(hits1-hits0)/float64(len(lat)), disk>>10)
 		p99 := quantile(lat, 0.99)
 		b.ReportMetric(float64(rows), "live")
 		b.ReportMetric(float64(len(lat)), "gets")
