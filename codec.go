@@ -532,6 +532,11 @@ func (JSONCodec) Patch(data, meta []byte, set map[string]any, deleted []string) 
 	if err != nil {
 		return nil, err
 	}
+	return patchValues(raw, meta, set, deleted)
+}
+
+// patchValues is Patch on a record's values object raw, already checked.
+func patchValues(raw, meta []byte, set map[string]any, deleted []string) ([]byte, error) {
 	b, err := withMeta(meta, len(raw)+32*len(set))
 	if err != nil {
 		return nil, err

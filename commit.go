@@ -423,7 +423,7 @@ func (s *Session) rebase(base payload) error {
 		}
 	}
 	s.p = p
-	s.raw = nil
+	s.raw, s.vals = nil, nil
 	return nil
 }
 
@@ -442,7 +442,12 @@ func (s *Session) encode() ([]byte, error) {
 				set[k] = c.value
 			}
 		}
-		data, err = s.m.lazy.Patch(s.raw, s.p.meta(), set, deleted)
+		if s.vals != nil {
+			// The package's JSON codec, on values load checked.
+			data, err = patchValues(s.vals, s.p.meta(), set, deleted)
+		} else {
+			data, err = s.m.lazy.Patch(s.raw, s.p.meta(), set, deleted)
+		}
 	} else {
 		data, err = s.m.codec.Encode(s.p.meta(), s.values())
 	}
@@ -506,20 +511,19 @@ func (s *Session) load() error {
 	s.m.stats.loads.Add(1)
 	var p payload
 	var raw []byte
-	if s.m.lazy != nil {
-		var ok bool
-		if p, ok = s.m.recordMemo.lookup(rec.Data); ok {
-			raw = rec.Data // the same bytes decoded before (see memo.go)
-		} else {
-			var meta []byte
-			if meta, err = s.m.lazy.DecodeMeta(rec.Data); err == nil {
-				if p, err = parseMeta(meta, false); err == nil {
-					raw = rec.Data
-					s.m.recordMemo.rememberBytes(rec.Data, p)
-				}
-			}
+	var vals []byte
+	switch {
+	case s.m.recordMemo != nil:
+		// The package's JSON codec (see memo.go).
+		p, vals, err = s.m.decodeOwn(rec.Data)
+		raw = rec.Data
+	case s.m.lazy != nil:
+		var meta []byte
+		if meta, err = s.m.lazy.DecodeMeta(rec.Data); err == nil {
+			p, err = parseMeta(meta, false)
+			raw = rec.Data
 		}
-	} else {
+	default:
 		p, err = s.m.decode(rec.Data)
 	}
 	if err != nil && s.m.opts.KeepUnreadable {
@@ -553,7 +557,7 @@ func (s *Session) load() error {
 		s.fresh()
 		return nil
 	}
-	s.stored, s.expires, s.p, s.raw = rec.Data, rec.Expires, p, raw
+	s.stored, s.expires, s.p, s.raw, s.vals = rec.Data, rec.Expires, p, raw, vals
 	s.storedUser = p.UserID
 	return nil
 }
@@ -570,7 +574,7 @@ func (s *Session) values() map[string]any {
 		}
 		// While the values were raw, changes went to s.ops only.
 		s.applyOps(v)
-		s.p.Values, s.raw = v, nil
+		s.p.Values, s.raw, s.vals = v, nil, nil
 	}
 	return s.p.Values
 }

@@ -28,12 +28,15 @@ import (
 //     always called.
 //
 // Memory is bounded: memoSlots entries per table, keys of at most
-// memoMaxKey bytes, so about 1.5 MB per manager at worst. The tables are
-// direct-mapped (one entry per slot, the newest wins) and lock-free, so
-// 64 clients on 2 cores do not queue on them.
+// memoMaxKey bytes, so about 1 MB of cookies and at most 5 MB of records
+// per manager (usually about 1.5 MB: a typical record is 300 bytes). The
+// tables are two-way set-associative (a key may sit in either slot of
+// its pair; a new key replaces the pair's other one, so the last two
+// keys to land on a pair stay) and lock-free, so 64 clients on 2 cores
+// do not queue on them.
 
 const (
-	memoSlots  = 1024 // per table; a power of two
+	memoSlots  = 4096 // per table; a power of two
 	memoMaxKey = 1024 // longer cookies and records are not remembered
 )
 
@@ -42,7 +45,7 @@ type memoEntry[V any] struct {
 	val V
 }
 
-// memo is one direct-mapped table from a string key to V.
+// memo is one table from a string key to V.
 type memo[V any] struct {
 	seed  maphash.Seed
 	slots [memoSlots]atomic.Pointer[memoEntry[V]]
@@ -50,8 +53,10 @@ type memo[V any] struct {
 
 func newMemo[V any]() *memo[V] { return &memo[V]{seed: maphash.MakeSeed()} }
 
-func (c *memo[V]) slot(h uint64) *atomic.Pointer[memoEntry[V]] {
-	return &c.slots[h&(memoSlots-1)]
+// pair returns the two slots a key of hash h may sit in.
+func (c *memo[V]) pair(h uint64) (*atomic.Pointer[memoEntry[V]], *atomic.Pointer[memoEntry[V]]) {
+	i := h & (memoSlots - 1)
+	return &c.slots[i], &c.slots[i^1]
 }
 
 // lookupSecret returns the value remembered for key, comparing the whole
@@ -59,9 +64,11 @@ func (c *memo[V]) slot(h uint64) *atomic.Pointer[memoEntry[V]] {
 // must not tell a client how much of another client's cookie it guessed.
 func (c *memo[V]) lookupSecret(key string) (V, bool) {
 	if c != nil && len(key) <= memoMaxKey {
-		e := c.slot(maphash.String(c.seed, key)).Load()
-		if e != nil && len(e.key) == len(key) && subtle.ConstantTimeCompare([]byte(e.key), []byte(key)) == 1 {
-			return e.val, true
+		a, b := c.pair(maphash.String(c.seed, key))
+		for _, e := range [2]*memoEntry[V]{a.Load(), b.Load()} {
+			if e != nil && len(e.key) == len(key) && subtle.ConstantTimeCompare([]byte(e.key), []byte(key)) == 1 {
+				return e.val, true
+			}
 		}
 	}
 	var zero V
@@ -71,8 +78,11 @@ func (c *memo[V]) lookupSecret(key string) (V, bool) {
 // lookup returns the value remembered for key, which is not secret.
 func (c *memo[V]) lookup(key []byte) (V, bool) {
 	if c != nil && len(key) <= memoMaxKey {
-		e := c.slot(maphash.Bytes(c.seed, key)).Load()
-		if e != nil && e.key == string(key) {
+		a, b := c.pair(maphash.Bytes(c.seed, key))
+		if e := a.Load(); e != nil && e.key == string(key) {
+			return e.val, true
+		}
+		if e := b.Load(); e != nil && e.key == string(key) {
 			return e.val, true
 		}
 	}
@@ -80,10 +90,14 @@ func (c *memo[V]) lookup(key []byte) (V, bool) {
 	return zero, false
 }
 
-// remember stores val for key, replacing whatever its slot held.
+// remember stores val for key in the first slot of its pair, moving
+// what was there to the second.
 func (c *memo[V]) remember(key string, val V) {
 	if c != nil && len(key) <= memoMaxKey {
-		c.slot(maphash.String(c.seed, key)).Store(&memoEntry[V]{key: key, val: val})
+		a, b := c.pair(maphash.String(c.seed, key))
+		if old := a.Swap(&memoEntry[V]{key: key, val: val}); old != nil && old.key != key {
+			b.Store(old)
+		}
 	}
 }
 
@@ -100,3 +114,52 @@ type verifiedToken struct {
 	id      string // the store id
 	current bool   // signed with the key that signs now
 }
+
+// decodedRecord is what decoding a record of the JSON codec proved: its
+// meta, and where its values object lies in it (off < 0: it has none).
+type decodedRecord struct {
+	p        payload
+	off, end int
+}
+
+// decodeOwn is JSONCodec's DecodeMeta and parseMeta for data, or what
+// they found for the very same bytes a moment ago, with data's values
+// object.
+func (m *Manager) decodeOwn(data []byte) (payload, []byte, error) {
+	if d, ok := m.recordMemo.lookup(data); ok {
+		if d.off < 0 {
+			return d.p, emptyObject, nil
+		}
+		return d.p, data[d.off:d.end:d.end], nil
+	}
+	vals, err := valuesOf(data)
+	if err != nil {
+		return payload{}, nil, err
+	}
+	p, err := parseMeta(data, false)
+	if err != nil {
+		return payload{}, nil, err
+	}
+	d := decodedRecord{p: p, off: -1}
+	if off, ok := within(data, vals); ok {
+		d.off, d.end = off, off+len(vals)
+	}
+	m.recordMemo.rememberBytes(data, d)
+	return p, vals, nil
+}
+
+// within returns where sub starts in data, if sub is a piece of data's
+// memory (valuesOf returns a piece of the record, or "{}" when it has
+// no values).
+func within(data, sub []byte) (int, bool) {
+	if len(sub) == 0 || len(data) == 0 || cap(sub) > cap(data) {
+		return 0, false
+	}
+	off := cap(data) - cap(sub)
+	if off+len(sub) > len(data) || &data[:cap(data)][off] != &sub[0] {
+		return 0, false
+	}
+	return off, true
+}
+
+var emptyObject = []byte("{}")

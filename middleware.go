@@ -216,7 +216,7 @@ type Manager struct {
 	// Recent proofs about repeated bytes (memo.go); nil when the codec
 	// is not one of the package's own.
 	tokenMemo  *memo[verifiedToken]
-	recordMemo *memo[payload]
+	recordMemo *memo[decodedRecord]
 	logger     *slog.Logger
 	stats      managerStats
 	cas        CompareAndSetter // the store's, or nil
@@ -305,7 +305,7 @@ func New(store Store, opts Options) (*Manager, error) {
 		m.publicID = handle
 	}
 	if ownCodec && m.lazy != nil {
-		m.recordMemo = newMemo[payload]()
+		m.recordMemo = newMemo[decodedRecord]()
 	}
 	if ownTokens && m.publicID == nil {
 		m.tokenMemo = newMemo[verifiedToken]()

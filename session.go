@@ -54,6 +54,7 @@ type Session struct {
 	expires  time.Time         // the record's expiry as loaded or last written
 	p        payload           // p.Values is nil while the values are still raw
 	raw      []byte            // the record, values undecoded (see Codec's optional methods)
+	vals     []byte            // with the package's JSON codec: raw's values object, for lookups without a rescan
 	ops      map[string]change // this request's changes not yet written, for merging
 	dead     []string          // store ids to destroy at commit
 	// renewFrom is the store id this session was renewed from, with its
@@ -158,6 +159,9 @@ func (s *Session) lookup(key string) (any, bool) {
 		if c, ok := s.ops[key]; ok {
 			return c.value, !c.deleted
 		}
+		if s.vals != nil {
+			return lookupJSON(s.vals, key)
+		}
 		return s.m.lazy.Lookup(s.raw, key)
 	}
 	v, ok := s.p.Values[key]
@@ -171,7 +175,7 @@ func (s *Session) fresh() {
 	s.stored = nil
 	s.expires = time.Time{}
 	s.p = payload{Values: map[string]any{}, CreatedAt: time.Now()}
-	s.raw = nil
+	s.raw, s.vals = nil, nil
 }
 
 // newToken gives the session a new random token (and so a new id), to be
@@ -432,7 +436,7 @@ func (s *Session) Clear() error {
 	if err := s.mutable(); err != nil {
 		return err
 	}
-	s.p.Values, s.raw = map[string]any{}, nil
+	s.p.Values, s.raw, s.vals = map[string]any{}, nil, nil
 	s.ops = nil
 	s.st |= stCleared
 	s.st |= stDirty

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ type key struct {
 	bench                  string // Request, StoredBytes, ScalePostgresCleanup, ...
 	backend, work, clients string
 	lib                    string
-	live                   string // ScalePostgresLive: live rows ("10k", "10M")
+	layout, live           string // the scale runs' sub-benchmarks
 }
 
 type data map[key]map[string][]float64
@@ -58,6 +59,8 @@ func read(files []string) (data, error) {
 					k.clients = val
 				case "lib":
 					k.lib = val
+				case "layout":
+					k.layout = val
 				case "live":
 					k.live = val
 				}
@@ -91,6 +94,88 @@ func (d data) get(k key, unit string) (float64, bool) {
 		return vs[n/2], true
 	}
 	return (vs[n/2-1] + vs[n/2]) / 2, true
+}
+
+// interval returns a distribution-free 95% confidence interval for the
+// median of unit for k, as benchstat computes it (order statistics of
+// the binomial): with fewer than 6 samples there is none.
+func (d data) interval(k key, unit string) (lo, hi float64, ok bool) {
+	vs := slices.Clone(d[k][unit])
+	if unit == "sec/op" {
+		for i := range vs {
+			vs[i] *= 1e9
+		}
+	}
+	n := len(vs)
+	if n < 6 {
+		return 0, 0, false
+	}
+	slices.Sort(vs)
+	// The largest j with P(Binomial(n, 1/2) < j) <= 0.025: the
+	// interval is [x(j), x(n+1-j)] in 1-based order statistics.
+	j, cum := 0, 0.0
+	for i := 0; i <= n; i++ {
+		p := binom(n, i) / math.Pow(2, float64(n))
+		if cum+p > 0.025 {
+			break
+		}
+		cum += p
+		j = i + 1
+	}
+	if j < 1 {
+		j = 1
+	}
+	return vs[j-1], vs[n-j], true
+}
+
+func binom(n, k int) float64 {
+	r := 1.0
+	for i := 1; i <= k; i++ {
+		r = r * float64(n-k+i) / float64(i)
+	}
+	return r
+}
+
+// timeInterval is interval for a benchmark's time per op, in ns.
+func (d data) timeInterval(k key) (lo, hi float64, ok bool) {
+	if lo, hi, ok = d.interval(k, "ns/op"); ok {
+		return lo, hi, ok
+	}
+	return d.interval(k, "sec/op")
+}
+
+// costRatio is ours's time over base's (how many times base's cost ours
+// is), with a conservative interval from the two medians' intervals.
+func costRatio(d data, ours, base key) string {
+	a, ok1 := ns(d, ours)
+	b, ok2 := ns(d, base)
+	if !ok1 || !ok2 || b == 0 {
+		return "—"
+	}
+	s := fmt.Sprintf("%.2fx", a/b)
+	alo, ahi, ok3 := d.timeInterval(ours)
+	blo, bhi, ok4 := d.timeInterval(base)
+	if ok3 && ok4 && blo > 0 && bhi > 0 {
+		s += fmt.Sprintf(" [%.2f–%.2f]", alo/bhi, ahi/blo)
+	}
+	return s
+}
+
+// speedup is base's time over ours's (how many times faster ours is),
+// with a conservative interval.
+func speedup(d data, ours, base key) string {
+	a, ok1 := ns(d, ours)
+	b, ok2 := ns(d, base)
+	if !ok1 || !ok2 || a == 0 {
+		return "—"
+	}
+	s := fmt.Sprintf("%.2fx", b/a)
+	alo, ahi, ok3 := d.timeInterval(ours)
+	blo, bhi, ok4 := d.timeInterval(base)
+	if ok3 && ok4 && alo > 0 && ahi > 0 {
+		s += fmt.Sprintf(" [%.2f–%.2f]", blo/ahi, bhi/alo)
+	}
+	return s
 }
 
 func ns(d data, k key) (float64, bool) {
@@ -257,14 +342,9 @@ func report(w io.Writer, d data) {
 	row("cleanup of 1M rows: concurrent p99 Get < 2x idle", fmt.Sprintf("%.0f expired rows", rows),
 		fmt.Sprintf("p99 %.0f µs during vs %.0f µs idle (%.2fx); cleanup took %.1f s", during, idle, p99r, secs),
 		p99r < 2, ok)
-	lk, lok := liveBig(d)
-	lr, _ := d.get(lk, "p99-vs-10k")
-	lbig, _ := d.get(lk, "p99-µs")
-	lsmall, _ := d.get(key{bench: "ScalePostgresLive", live: "10k"}, "p99-µs")
-	row("Postgres: 10M live sessions, read-only p99 ≤ 1.2x of 10k live sessions", lk.live+" live rows",
-		fmt.Sprintf("p99 %.0f µs at %s vs %.0f µs at 10k (%.2fx)", lbig, lk.live, lsmall, lr),
-		lr <= 1.2, lok)
 	fmt.Fprintln(w)
+
+	issue15(w, d)
 
 	fmt.Fprintln(w, "### Bytes stored per realistic session")
 	fmt.Fprintln(w)
@@ -294,6 +374,7 @@ func report(w io.Writer, d data) {
 			mem = append(mem, k)
 		}
 	}
+	lk, lok := liveBig(d)
 	if len(mem) > 0 || ok || lok {
 		fmt.Fprintln(w, "### Scale")
 		fmt.Fprintln(w)
@@ -393,4 +474,79 @@ func main() {
 		os.Exit(1)
 	}
 	report(os.Stdout, d)
+}
+
+// issue15 writes issue 15's targets: each ratio with the interval made
+// of the two medians' 95% intervals (in brackets; "—" when a contender
+// has fewer than 6 runs).
+func issue15(w io.Writer, d data) {
+	fmt.Fprintln(w, "### Targets (issue 15)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "A cost ratio is ours's median ns/op over the other's (below the target is good); a speed-up is the other's over ours (above the target is good). Brackets: the ratio's range over the two medians' 95% confidence intervals.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| case | measured | target | result |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	row := func(cas, measured, target string, ok, known bool) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", cas, measured, target, mark(ok, known))
+	}
+	cost := func(be, wk, cl, lib string) (float64, bool) {
+		a, ok1 := ns(d, req(be, wk, cl, "ours"))
+		b, ok2 := ns(d, req(be, wk, cl, lib))
+		return a / b, ok1 && ok2 && b > 0
+	}
+	for _, c := range []struct {
+		be, cl string
+		max    float64
+	}{{"redis", "64", 1.10}, {"redis", "1", 1.05}, {"memory", "1", 2}, {"memory", "64", 2}} {
+		r, ok := cost(c.be, "read", c.cl, "floor")
+		row(fmt.Sprintf("%s read-only, %s client(s): cost vs the floor", c.be, c.cl),
+			costRatio(d, req(c.be, "read", c.cl, "ours"), req(c.be, "read", c.cl, "floor")),
+			fmt.Sprintf("≤ %.2fx", c.max), r <= c.max, ok)
+	}
+	for _, be := range backends {
+		o, ok1 := d.get(req(be, "read", "1", "ours"), "allocs/op")
+		f, ok2 := d.get(req(be, "read", "1", "floor"), "allocs/op")
+		row(fmt.Sprintf("%s read-only: allocations per request", be),
+			fmt.Sprintf("%s (floor %s)", fmtNum(o, ok1), fmtNum(f, ok2)),
+			fmt.Sprintf("≤ floor + 8 = %s", fmtNum(f+8, ok2)), o <= f+8, ok1 && ok2)
+	}
+	for _, be := range []string{"redis", "postgres"} {
+		for _, cl := range clients {
+			o, s := req(be, "write", cl, "ours"), req(be, "write", cl, "scs-idle")
+			r, ok := ratio(d, o, s)
+			fr, fok := ratio(d, req(be, "write", cl, "floor"), s)
+			ceiling := ""
+			if fok {
+				ceiling = fmt.Sprintf("; the floor itself: %.2fx", fr)
+			}
+			row(fmt.Sprintf("%s write every request, %s client(s): speed-up vs scs-idle", be, cl),
+				speedup(d, o, s)+ceiling, "≥ 1.5x", r >= 1.5, ok)
+		}
+	}
+	for _, layout := range []string{"", "rows", "partitioned"} {
+		sc := key{bench: "ScalePostgresCleanup", layout: layout}
+		r, ok := d.get(sc, "p99-ratio")
+		if !ok {
+			continue
+		}
+		idle, _ := d.get(sc, "idle-p99-µs")
+		during, _ := d.get(sc, "cleanup-p99-µs")
+		secs, _ := d.get(sc, "cleanup-s")
+		name := "Postgres: 1M expired rows cleaned while 8 loops read"
+		if layout != "" {
+			name += " (" + layout + " table)"
+		}
+		row(name, fmt.Sprintf("p99 %.2fx idle (%.0f µs vs %.0f µs); cleanup %.1f s", r, during, idle, secs), "p99 ≤ 1.5x idle", r <= 1.5, true)
+	}
+	for k := range d {
+		if k.bench != "ScalePostgresLive" || k.live == "10k" {
+			continue
+		}
+		r, ok := d.get(k, "p99-vs-10k")
+		p99, _ := d.get(k, "p99-µs")
+		base, _ := d.get(key{bench: "ScalePostgresLive", live: "10k", layout: k.layout}, "p99-µs")
+		row(fmt.Sprintf("Postgres: %s live sessions, read-only p99", k.live),
+			fmt.Sprintf("%.2fx of 10k (%.0f µs vs %.0f µs)", r, p99, base), "≤ 1.2x of 10k", r <= 1.2, ok)
+	}
+	fmt.Fprintln(w)
 }
