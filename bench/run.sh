@@ -4,7 +4,10 @@
 #
 #   bash bench/run.sh            quick run (about 10 minutes on 2 cores)
 #   bash bench/run.sh -scale     also the scale runs (1M expired Postgres
-#                                rows, 1M live Redis sessions; ~10 more min)
+#                                rows, 10k and 10M live Postgres sessions,
+#                                1M live Redis sessions; ~7 min per count,
+#                                SCALE_COUNT=3 by default; the 10M table
+#                                needs ~7 GB of disk while it lives)
 #   bash bench/run.sh -scale-only  only the scale runs, reusing the last
 #                                request results
 #   bash bench/run.sh -report    only rewrite BENCHMARKS.md from results/

@@ -46,9 +46,10 @@ func envInt(name string) int {
 	return n
 }
 
-// latencies runs scaleWorkers paced loops of get until stop is closed and
-// returns every call's latency, sorted.
-func latencies(stop <-chan struct{}, get func(i int) error) ([]time.Duration, error) {
+// latencies runs scaleWorkers paced loops of get, each call on an index
+// drawn uniformly from [0, n), until stop is closed and returns every
+// call's latency, sorted.
+func latencies(stop <-chan struct{}, n int, get func(i int) error) ([]time.Duration, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var firstErr error
@@ -71,7 +72,7 @@ func latencies(stop <-chan struct{}, get func(i int) error) ([]time.Duration, er
 				case <-t.C:
 				}
 				start := time.Now()
-				err := get(r.IntN(scaleLive))
+				err := get(r.IntN(n))
 				local = append(local, time.Since(start))
 				if err != nil {
 					mu.Lock()
@@ -184,7 +185,7 @@ func benchScaleCleanup(b *testing.B, partitioned bool) {
 		// Idle: no cleanup.
 		stop := make(chan struct{})
 		time.AfterFunc(scaleIdleFor, func() { close(stop) })
-		idle, err := latencies(stop, get)
+		idle, err := latencies(stop, scaleLive, get)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func benchScaleCleanup(b *testing.B, partitioned bool) {
 		var during []time.Duration
 		var derr error
 		done := make(chan struct{})
-		go func() { during, derr = latencies(stop, get); close(done) }()
+		go func() { during, derr = latencies(stop, scaleLive, get); close(done) }()
 		start = time.Now()
 		n, err := store.DeleteExpired(ctx)
 		took := time.Since(start)

@@ -374,7 +374,8 @@ func report(w io.Writer, d data) {
 			mem = append(mem, k)
 		}
 	}
-	if len(mem) > 0 || ok {
+	lk, lok := liveBig(d)
+	if len(mem) > 0 || ok || lok {
 		fmt.Fprintln(w, "### Scale")
 		fmt.Fprintln(w)
 	}
@@ -400,6 +401,36 @@ func report(w io.Writer, d data) {
 		fmt.Fprintln(w, "The target is judged on the median p99 ratio; each run's idle p99 is its own baseline.")
 		fmt.Fprintln(w)
 	}
+	if lok {
+		fmt.Fprintf(w, "Postgres, `PostgresStore.Get` on a table (our schema) of 10k and of %s live sessions, ids drawn uniformly from all rows, 8 paced loops (about 2,000 Gets/s in all), 15 s after a 3 s warm-up:\n\n", lk.live)
+		fmt.Fprintln(w, "| live rows | run | Get p50 | Get p99 | Get p99.9 | Gets | blocks read into shared_buffers per Get | table + indexes | fill time | p99 vs 10k |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+		for _, k := range []key{{bench: "ScalePostgresLive", live: "10k"}, lk} {
+			m := d[k]
+			for i := range m["p99-µs"] {
+				at := func(u string) string {
+					if i >= len(m[u]) {
+						return "—"
+					}
+					v := m[u][i]
+					switch u {
+					case "table-B": // reported as table-MB; benchfmt makes it bytes
+						v /= 1e6
+					case "fill-s", "buf-reads/get":
+						return fmt.Sprintf("%.1f", v)
+					}
+					return fmt.Sprintf("%.0f", v)
+				}
+				r := "—"
+				if i < len(m["p99-vs-10k"]) {
+					r = fmt.Sprintf("%.2fx", m["p99-vs-10k"][i])
+				}
+				fmt.Fprintf(w, "| %s | %d | %s µs | %s µs | %s µs | %s | %s | %s MB | %s s | %s |\n", k.live, i+1,
+					at("p50-µs"), at("p99-µs"), at("p999-µs"), at("gets"), at("buf-reads/get"), at("table-B"), at("fill-s"), r)
+			}
+		}
+		fmt.Fprintf(w, "\nThe target is judged on the median p99-vs-10k; each run's 10k p99 (measured just before its %s run) is its own baseline.\n\n", lk.live)
+	}
 	if len(mem) > 0 {
 		slices.SortFunc(mem, func(a, b key) int { return strings.Compare(a.lib, b.lib) })
 		fmt.Fprintln(w, "Redis, 1,000,000 live sessions in each library's format, `INFO memory` used_memory delta:")
@@ -414,6 +445,22 @@ func report(w io.Writer, d data) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// liveBig returns the key of ScalePostgresLive's big table (10M unless
+// BENCH_SCALE_LIVE made it another size), and whether it has a ratio.
+func liveBig(d data) (key, bool) {
+	best := key{bench: "ScalePostgresLive", live: "10M"}
+	for k, m := range d {
+		if k.bench == "ScalePostgresLive" && len(m["p99-vs-10k"]) > 0 {
+			best = k
+			if k.live == "10M" {
+				break
+			}
+		}
+	}
+	_, ok := d.get(best, "p99-vs-10k")
+	return best, ok
 }
 
 func main() {
