@@ -1,1 +1,1 @@
-go test -run '^$' -bench '^(BenchmarkRequest|BenchmarkStoredBytes)$' -benchtime 250ms -count 10 -timeout 60m .
+go test -run '^$' -bench '^(BenchmarkRequest|BenchmarkStoredBytes)$' -benchtime 250ms -count 8 -timeout 60m .
