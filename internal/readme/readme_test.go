@@ -100,7 +100,7 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 // The two set-up commands are in the README, and CI runs the test one.
 func TestSetupCommands(t *testing.T) {
 	readme, _ := os.ReadFile("../../README.md")
-	for _, cmd := range []string{"\ngo run ./examples/basic\n", "\ngo test -race ./...\n"} {
+	for _, cmd := range []string{"\ngo run ./examples/basic\n", "\ngo test -race -timeout 30m ./...\n"} {
 		if !strings.Contains(string(readme), cmd) {
 			t.Errorf("README.md lacks the set-up command %q", strings.TrimSpace(cmd))
 		}
@@ -109,7 +109,7 @@ func TestSetupCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(ci), "go test -race ") || !strings.Contains(string(ci), " ./...") {
-		t.Error(".ci/run does not run the README's test command (go test -race ./...)")
+	if !strings.Contains(string(ci), "go test -race ") || !strings.Contains(string(ci), "-timeout 30m ./...") {
+		t.Error(".ci/run does not run the README's test command (go test -race -timeout 30m ./...)")
 	}
 }
