@@ -476,14 +476,7 @@ func backoff(ctx context.Context, attempt int) error {
 		return ctx.Err()
 	}
 	limit := time.Duration(1<<min(attempt, 6)) * 100 * time.Microsecond
-	t := time.NewTimer(rand.N(limit) + 50*time.Microsecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return rest(ctx, rand.N(limit)+50*time.Microsecond)
 }
 
 // load reads the session from the store on first use. Callers hold s.mu.

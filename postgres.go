@@ -409,12 +409,8 @@ func (s *PostgresStore) deleteExpired(ctx context.Context, progress func(deleted
 			return total, nil
 		}
 		if throttle {
-			t := time.NewTimer(3 * time.Since(start))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return total, ctx.Err()
-			case <-t.C:
+			if err := rest(ctx, 3*time.Since(start)); err != nil {
+				return total, err
 			}
 		}
 	}

@@ -146,34 +146,24 @@ func (d data) timeInterval(k key) (lo, hi float64, ok bool) {
 
 // costRatio is ours's time over base's (how many times base's cost ours
 // is), with a conservative interval from the two medians' intervals.
-func costRatio(d data, ours, base key) string {
-	a, ok1 := ns(d, ours)
-	b, ok2 := ns(d, base)
+func costRatio(d data, ours, base key) string { return timeRatio(d, ours, base) }
+
+// speedup is base's time over ours's (how many times faster ours is).
+func speedup(d data, ours, base key) string { return timeRatio(d, base, ours) }
+
+// timeRatio is num's median time over den's, and in brackets the range
+// of that ratio over the two medians' 95% intervals.
+func timeRatio(d data, num, den key) string {
+	a, ok1 := ns(d, num)
+	b, ok2 := ns(d, den)
 	if !ok1 || !ok2 || b == 0 {
 		return "—"
 	}
 	s := fmt.Sprintf("%.2fx", a/b)
-	alo, ahi, ok3 := d.timeInterval(ours)
-	blo, bhi, ok4 := d.timeInterval(base)
+	alo, ahi, ok3 := d.timeInterval(num)
+	blo, bhi, ok4 := d.timeInterval(den)
 	if ok3 && ok4 && blo > 0 && bhi > 0 {
 		s += fmt.Sprintf(" [%.2f–%.2f]", alo/bhi, ahi/blo)
-	}
-	return s
-}
-
-// speedup is base's time over ours's (how many times faster ours is),
-// with a conservative interval.
-func speedup(d data, ours, base key) string {
-	a, ok1 := ns(d, ours)
-	b, ok2 := ns(d, base)
-	if !ok1 || !ok2 || a == 0 {
-		return "—"
-	}
-	s := fmt.Sprintf("%.2fx", b/a)
-	alo, ahi, ok3 := d.timeInterval(ours)
-	blo, bhi, ok4 := d.timeInterval(base)
-	if ok3 && ok4 && alo > 0 && ahi > 0 {
-		s += fmt.Sprintf(" [%.2f–%.2f]", blo/ahi, bhi/alo)
 	}
 	return s
 }
