@@ -55,7 +55,9 @@ func (s *Session) commit(w http.ResponseWriter, r *http.Request) error {
 	exp := m.expiry(s.p.CreatedAt, now)
 	switch {
 	case s.st.has(stWrote) && (s.st.has(stIssue) || s.st.has(stRemember) || !s.p.Transient):
-		m.sendToken(w, r, s, s.p.Transient, exp, now)
+		// The expiry the write stored (see writeExpiry), so that the
+		// cookie and the record expire together.
+		m.sendToken(w, r, s, s.p.Transient, s.expires, now)
 	case out == touched && !s.p.Transient:
 		m.sendToken(w, r, s, false, exp, now)
 	case out == emptied:
@@ -125,7 +127,7 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 			// A new session (a renewed one keeps its epoch).
 			s.p.Epoch = m.currentEpoch(ctx)
 		}
-		if gone, err := s.save(ctx, exp); err != nil || gone {
+		if gone, err := s.save(ctx, s.writeExpiry(exp)); err != nil || gone {
 			return unchanged, err
 		}
 		if s.st.has(stBound) && m.opts.MaxUserSessions > 0 {
@@ -167,6 +169,22 @@ func (s *Session) flush(ctx context.Context, now time.Time, final bool) (outcome
 		return emptied, nil
 	}
 	return unchanged, nil
+}
+
+// writeExpiry is the expiry a write stores: exp, the idle deadline from
+// now, unless the record's stored expiry is less than TouchInterval
+// behind it, in which case the write keeps that one, as a read-only
+// request would (no Touch before it is due). The idle expiry then moves
+// at most once per TouchInterval whatever the requests do, and a write
+// that changes only values leaves every indexed column as it was, so
+// Postgres can update the row in place (a HOT update: no new index
+// entries, less WAL). An expiry that must move back (a shorter
+// IdleTimeout, the absolute lifetime) always does. Callers hold s.mu.
+func (s *Session) writeExpiry(exp time.Time) time.Time {
+	if s.stored != nil && s.renewFrom == "" && exp.After(s.expires) && exp.Sub(s.expires) < s.m.opts.TouchInterval {
+		return s.expires
+	}
+	return exp
 }
 
 // emitWrite reports what the write of a session that just succeeded

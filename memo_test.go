@@ -29,7 +29,7 @@ type memoApp struct {
 // idStore records the id of the last Get, so a test can rewrite the
 // record behind the manager's back, as another process would.
 type idStore struct {
-	*session.MemoryStore
+	session.Store
 	mu   sync.Mutex
 	last string
 	gets atomic.Int64
@@ -40,7 +40,11 @@ func (s *idStore) Get(ctx context.Context, id string) (session.Record, error) {
 	s.last = id
 	s.mu.Unlock()
 	s.gets.Add(1)
-	return s.MemoryStore.Get(ctx, id)
+	return s.Store.Get(ctx, id)
+}
+
+func (s *idStore) CompareAndSet(ctx context.Context, id string, old []byte, rec session.Record) error {
+	return s.Store.(session.CompareAndSetter).CompareAndSet(ctx, id, old, rec)
 }
 
 func (s *idStore) lastID() string {
@@ -51,7 +55,13 @@ func (s *idStore) lastID() string {
 
 func newMemoApp(t *testing.T, opts session.Options) *memoApp {
 	t.Helper()
-	st := &idStore{MemoryStore: memStore(t)}
+	return newMemoAppOn(t, memStore(t), opts)
+}
+
+// newMemoAppOn is newMemoApp on store, which must compare and set.
+func newMemoAppOn(t *testing.T, store session.Store, opts session.Options) *memoApp {
+	t.Helper()
+	st := &idStore{Store: store}
 	if opts.Keys == nil && opts.TokenCodec == nil {
 		opts.Keys = []session.KeyPair{testKey}
 	}
@@ -188,13 +198,13 @@ func TestMemoRewrittenRecordReadAfresh(t *testing.T) {
 	vb := a.login(t, "bob")
 	a.who(t, vb)
 	idB := a.store.lastID()
-	recB, err := a.store.MemoryStore.Get(ctx, idB)
+	recB, err := a.store.Store.Get(ctx, idB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// alice's record now holds bob's bytes, which were decoded (and
 	// remembered) for bob's id.
-	if err := a.store.MemoryStore.Set(ctx, idA, recB); err != nil {
+	if err := a.store.Store.Set(ctx, idA, recB); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.who(t, va); got != "bob" {
@@ -204,13 +214,13 @@ func TestMemoRewrittenRecordReadAfresh(t *testing.T) {
 	// almost the same bytes.
 	garbage := append([]byte(nil), recB.Data...)
 	garbage[len(garbage)/2] = '{'
-	if err := a.store.MemoryStore.Set(ctx, idA, session.Record{Data: garbage, Expires: recB.Expires}); err != nil {
+	if err := a.store.Store.Set(ctx, idA, session.Record{Data: garbage, Expires: recB.Expires}); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.who(t, va); got != "" {
 		t.Fatalf("garbage record served user %q", got)
 	}
-	if _, err := a.store.MemoryStore.Get(ctx, idA); !errors.Is(err, session.ErrNotFound) {
+	if _, err := a.store.Store.Get(ctx, idA); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("garbage record not dropped: %v", err)
 	}
 	if got := a.who(t, vb); got != "bob" {

@@ -42,10 +42,12 @@ type Options struct {
 	Lifetime time.Duration
 
 	// TouchInterval is how far the idle expiry must move before a request
-	// that changed nothing spends a store call (Touch) on moving it. It
-	// bounds how early a session can expire: by at most this much before
-	// IdleTimeout. The default (0) is one minute, or a tenth of
-	// IdleTimeout if that is shorter; a negative value is an error. To
+	// that changed nothing spends a store call (Touch) on moving it, and
+	// before a request that writes moves it at all: a write within it
+	// keeps the stored expiry, which lets Postgres update the row in
+	// place. It bounds how early a session can expire: by at most this
+	// much before IdleTimeout. The default (0) is one minute, or a tenth
+	// of IdleTimeout if that is shorter; a negative value is an error. To
 	// move the expiry on every request, set it to a nanosecond.
 	TouchInterval time.Duration
 
