@@ -227,6 +227,12 @@ func req(backend, work, cl, lib string) key {
 	return key{bench: "Request", backend: backend, work: work, clients: cl, lib: lib}
 }
 
+// targetRow writes one row of a targets table: three cells, then met,
+// missed or not measured.
+func targetRow(w io.Writer, a, b, c string, ok, known bool) {
+	fmt.Fprintf(w, "| %s | %s | %s | %s |\n", a, b, c, mark(ok, known))
+}
+
 func mark(ok, known bool) string {
 	switch {
 	case !known:
@@ -284,9 +290,7 @@ func report(w io.Writer, d data) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | case | measured | result |")
 	fmt.Fprintln(w, "|---|---|---|---|")
-	row := func(target, cas, measured string, ok, known bool) {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", target, cas, measured, mark(ok, known))
-	}
+	row := func(target, cas, measured string, ok, known bool) { targetRow(w, target, cas, measured, ok, known) }
 	for _, cl := range clients {
 		r, ok := ratio(d, req("redis", "read", cl, "ours"), req("redis", "read", cl, "scs-idle"))
 		row("Redis read-only: ≥ 1.8x scs-idle throughput", cl+" client(s)", fmtRatio(r, ok), r >= 1.8, ok)
@@ -476,9 +480,7 @@ func issue15(w io.Writer, d data) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| case | measured | target | result |")
 	fmt.Fprintln(w, "|---|---|---|---|")
-	row := func(cas, measured, target string, ok, known bool) {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", cas, measured, target, mark(ok, known))
-	}
+	row := func(cas, measured, target string, ok, known bool) { targetRow(w, cas, measured, target, ok, known) }
 	cost := func(be, wk, cl, lib string) (float64, bool) {
 		a, ok1 := ns(d, req(be, wk, cl, "ours"))
 		b, ok2 := ns(d, req(be, wk, cl, lib))
